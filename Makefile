@@ -1,0 +1,54 @@
+# modelrollout: every command a user and CI rely on. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
+
+.PHONY: help setup lint unit e2e test cluster-up cluster-down crds bench run demo clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+setup: $(VENV)/.installed  ## create .venv with the operator and its dev/e2e dependencies
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev,e2e]'
+	touch $@
+
+lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
+	@test ! -e operator/__init__.py || { echo "operator/__init__.py must not exist: it shadows the standard library"; exit 1; }
+	$(VENV)/bin/ruff check operator tests e2e bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) -m modelrollout.api.crd --check crds/modeldeployments.yaml
+
+unit: setup  ## unit and integration tests of the pure core and adapters
+	$(PY) -m pytest tests -q
+
+e2e: setup  ## end-to-end tests on the e2e world (started if not running)
+	$(PY) -m pytest e2e -q
+
+test: lint unit e2e  ## everything CI runs
+
+cluster-up: setup  ## start the e2e world (idempotent); writes .e2e/env
+	$(PY) -m e2e.cluster up
+
+cluster-down: setup  ## stop the e2e world; leaves no process or port behind
+	$(PY) -m e2e.cluster down
+
+crds: setup  ## regenerate crds/ from the pydantic models
+	$(PY) -m modelrollout.api.crd --write crds/modeldeployments.yaml
+
+bench: setup  ## every benchmark; tables on stdout, JSON under bench/results/
+	$(PY) -m bench.run_all
+
+run: setup  ## run the operator from source against $$KUBECONFIG (default .e2e/kubeconfig)
+	KUBECONFIG=$${KUBECONFIG:-.e2e/kubeconfig} $(PY) -m modelrollout
+
+demo: setup  ## set up everything and roll out one healthy and one faulty version, live
+	$(PY) -m e2e.demo
+
+clean: cluster-down  ## stop the world and remove local state
+	rm -rf .e2e

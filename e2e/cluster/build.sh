@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the e2e world's binaries from pinned Go modules into a versioned cache outside the
+# checkout, so a fresh clone (and CI on the same machine) starts warm. Idempotent: a component
+# whose binaries are present is skipped.
+#
+#   e2e/cluster/build.sh            # prints the bin folder on its last line
+#   MODELROLLOUT_CACHE=/elsewhere e2e/cluster/build.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
+bin="$cache/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+mkdir -p "$bin" "$cache/build"
+
+log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# A throwaway wrapper module: k8s.io/kubernetes pins its staging modules at v0.0.0 with local
+# replaces, which are ignored in a dependency; replace each with its published v0.N.M twin.
+build_kubernetes() {
+  local want=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local missing=0 b
+  for b in "${want[@]}"; do [ -x "$bin/$b" ] || missing=1; done
+  [ "$missing" = 0 ] && { log "kubernetes $K8S_VERSION cached"; return; }
+  local started=$SECONDS w="$cache/build/k8s-$K8S_VERSION"
+  log "building kubernetes $K8S_VERSION (cold: 10-25 min on 2 cores)"
+  rm -rf "$w" && mkdir -p "$w" && cd "$w"
+  go mod init e2e.local/k8sbuild >/dev/null 2>&1
+  local gomod staging minor
+  gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  staging="v0.${K8S_VERSION#v1.}"
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+  local m
+  for m in $(sed -nE 's#^[[:space:]]*(k8s\.io/[^ ]+) => \./staging/src/.*#\1#p' "$gomod"); do
+    go mod edit -replace="$m=$m@$staging"
+  done
+  if grep -q '^godebug' "$gomod"; then
+    go mod edit -godebug="$(sed -nE 's/^godebug (.*)/\1/p' "$gomod")"
+  fi
+  # each path pinned: an unversioned `go get` would upgrade k8s.io/kubernetes to the newest release
+  local c tools=()
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    tools+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION")
+  done
+  go get -tool "${tools[@]}" 2>&1 | grep -v '^go: downloading' >&2 || true
+  grep -q "k8s.io/kubernetes $K8S_VERSION" go.mod || { log "go get did not pin $K8S_VERSION"; exit 1; }
+  local ldf="-s -w" p now
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$now"
+  done
+  go build -trimpath -tags=selinux,notest -ldflags "$ldf" -o "$bin/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  "$bin/kube-apiserver" --version >&2
+  log "kubernetes built in $((SECONDS - started)) s"
+}
+
+# etcd's server module carries replace directives too, so it goes through a wrapper as well.
+build_etcd() {
+  [ -x "$bin/etcd" ] && { log "etcd $ETCD_VERSION cached"; return; }
+  local started=$SECONDS w="$cache/build/etcd-$ETCD_VERSION"
+  log "building etcd $ETCD_VERSION"
+  rm -rf "$w" && mkdir -p "$w" && cd "$w"
+  go mod init e2e.local/etcdbuild >/dev/null 2>&1
+  go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
+  go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
+  log "etcd built in $((SECONDS - started)) s"
+}
+
+build_plain() {  # name module@version: modules without replace directives install directly
+  local name=$1 pkg=$2
+  [ -x "$bin/$name" ] && { log "$name cached"; return; }
+  local started=$SECONDS
+  log "building $pkg"
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "$pkg"
+  log "$name built in $((SECONDS - started)) s"
+}
+
+# Data files the world needs from Go modules: the traffic providers' CRDs (the module proxy
+# serves the YAML) and kwok's stage definitions, copied to a versioned folder beside the bins.
+fetch_share() {
+  local dir="$cache/share/gateway-api-$GATEWAY_API_VERSION-istio-$ISTIO_API_VERSION-kwok-$KWOK_VERSION"
+  if [ -s "$dir/crds/virtualservices.networking.istio.io.yaml" ] && [ -s "$dir/kwok-stages/pod-ready.yaml" ]; then
+    log "CRDs and kwok stages cached"; echo "$dir" > "$bin/share.path"; return
+  fi
+  mkdir -p "$dir/crds" "$dir/kwok-stages" && cd "$cache/build"
+  local gw istio kwok
+  gw=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  istio=$(go mod download -json "istio.io/api@$ISTIO_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  kwok=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  cp "$gw"/config/crd/standard/*.yaml "$dir/crds/"
+  python3 - "$istio/kubernetes/customresourcedefinitions.gen.yaml" "$dir/crds/virtualservices.networking.istio.io.yaml" <<'PY'
+import sys
+docs = open(sys.argv[1]).read().split("\n---\n")
+wanted = [d for d in docs if "\n  name: virtualservices.networking.istio.io\n" in d]
+assert len(wanted) == 1, "VirtualService CRD not found in istio.io/api"
+open(sys.argv[2], "w").write(wanted[0].strip() + "\n")
+PY
+  cp "$kwok"/kustomize/stage/node/fast/node-initialize.yaml "$kwok"/kustomize/stage/node/heartbeat/node-heartbeat.yaml \
+     "$kwok"/kustomize/stage/pod/fast/pod-ready.yaml "$kwok"/kustomize/stage/pod/fast/pod-complete.yaml \
+     "$kwok"/kustomize/stage/pod/fast/pod-delete.yaml "$dir/kwok-stages/"
+  chmod -R u+w "$dir"
+  echo "$dir" > "$bin/share.path"
+  log "CRDs and kwok stages copied to $dir"
+}
+
+total=$SECONDS
+build_kubernetes
+build_etcd
+build_plain kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+build_plain helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fetch_share
+log "all binaries ready in $((SECONDS - total)) s"
+echo "$bin"

@@ -1,0 +1,95 @@
+"""Where the e2e world keeps its files and which loopback ports it uses.
+
+Everything lives under `.e2e/` in the checkout (the env file, the kubeconfig, logs, run state);
+the built binaries live outside it, in the versioned cache that `build.sh` fills.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    """Fixed loopback ports, shifted together by `E2E_PORT_OFFSET` when they clash."""
+
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+    prometheus: int
+    loadgen: int
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        offset = int(os.environ.get("E2E_PORT_OFFSET", "0"))
+        return cls(
+            etcd_client=23790 + offset,
+            etcd_peer=23800 + offset,
+            apiserver=26443 + offset,
+            controller_manager=26257 + offset,
+            scheduler=26259 + offset,
+            kwok=26247 + offset,
+            prometheus=29090 + offset,
+            loadgen=29091 + offset,
+        )
+
+    def all(self) -> list[int]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @classmethod
+    def default(cls) -> Layout:
+        return cls(Path(os.environ.get("E2E_DIR", REPO / ".e2e")))
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / "env"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def pki(self) -> Path:
+        return self.run / "pki"
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.run / "etcd"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.run / "prometheus"
+
+    @property
+    def scrape_targets(self) -> Path:
+        """file_sd folder: one JSON file per model-server process, written by the pod runner."""
+        return self.prometheus_dir / "targets"
+
+    @property
+    def endpoints(self) -> Path:
+        """The pod runner's table of pods and their loopback ports, read by the load generator."""
+        return self.run / "endpoints.json"
+
+    @property
+    def pod_timings(self) -> Path:
+        return self.run / "pod-timings.jsonl"

@@ -1,0 +1,68 @@
+"""Certificates and keys of the e2e control plane, made with the openssl command line.
+
+One CA signs the API server's serving certificate (valid for 127.0.0.1 and the in-cluster
+names) and one admin client certificate in `system:masters`; a separate RSA key signs
+service-account tokens. Made once per world and kept under `.e2e/run/pki`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+_SERVER_EXT = (
+    "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+    "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+    "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
+)
+_CLIENT_EXT = "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
+
+
+def _signed(cwd: Path, name: str, subject: str, ext: str) -> None:
+    (cwd / f"{name}.ext").write_text(ext)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+             "-subj", subject, cwd=cwd)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "3650", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=cwd)
+
+
+def ensure(pki: Path) -> Path:
+    """Creates the PKI under `pki` unless it is complete already; returns `pki`."""
+    wanted = ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "sa.key", "sa.pub"]
+    if all((pki / f).exists() for f in wanted):
+        return pki
+    pki.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "3650", "-subj", "/CN=modelrollout-e2e-ca", cwd=pki)
+    _signed(pki, "apiserver", "/CN=kube-apiserver", _SERVER_EXT)
+    _signed(pki, "admin", "/O=system:masters/CN=modelrollout-e2e-admin", _CLIENT_EXT)
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    return pki
+
+
+def kubeconfig(pki: Path, server: str) -> str:
+    """An admin kubeconfig that embeds file paths (not data), so it stays readable."""
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: modelrollout-e2e
+  cluster:
+    server: {server}
+    certificate-authority: {pki / 'ca.crt'}
+users:
+- name: admin
+  user:
+    client-certificate: {pki / 'admin.crt'}
+    client-key: {pki / 'admin.key'}
+contexts:
+- name: modelrollout-e2e
+  context: {{cluster: modelrollout-e2e, user: admin}}
+current-context: modelrollout-e2e
+"""

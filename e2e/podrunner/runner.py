@@ -1,0 +1,325 @@
+"""The pod runner: every Running pod with a container port becomes a real model-server process.
+
+kwok fakes the kubelets, so nothing would otherwise run. This process plays the part of the
+kubelet's container runtime and readiness prober for the e2e world:
+
+- a pod that kwok reports Running (and not terminating) with a container port gets a model
+  server (`python -m e2e.modelserver`) on a free 127.0.0.1 port, with the container's env;
+- the pod turns Ready only once that server answers `/healthz`, as after a readiness probe;
+- a server that exits marks the pod NotReady, counts a restart and is started again after a
+  back-off (FAULT_CRASH=1 therefore looks like a crash-looping container);
+- each server is a Prometheus target (file-based service discovery) labelled with namespace,
+  pod, modeldeployment, track and revision; and a table of pods and ports is kept for the
+  load generator;
+- a pod that goes away has its process stopped and its files removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import http.client
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+from e2e.cluster.processes import free_port
+
+LOG = logging.getLogger("pod-runner")
+ADDRESS_ANNOTATION = "e2e.modelrollout.io/address"
+TARGET_LABELS = {
+    "modeldeployment": "modelrollout.io/name",
+    "track": "modelrollout.io/track",
+    "revision": "modelrollout.io/revision",
+}
+BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@dataclasses.dataclass
+class Server:
+    """One pod's model-server process and what the runner knows about it."""
+
+    namespace: str
+    name: str
+    uid: str
+    container: str
+    port: int
+    env: dict[str, str]
+    labels: dict[str, str]
+    seen_running_at: float
+    scheduled_at: str | None
+    process: subprocess.Popen[bytes] | None = None
+    ready: bool = False
+    restarts: int = 0
+    restart_at: float | None = None
+    reported_ready_once: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def eligible(pod: dict[str, Any]) -> tuple[str, int] | None:
+    """The container and port to serve, if this pod should have a running model server."""
+    meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
+    if meta.get("deletionTimestamp") or status.get("phase") != "Running" or not spec.get("nodeName"):
+        return None
+    for container in spec.get("containers", []):
+        for port in container.get("ports") or []:
+            if port.get("containerPort"):
+                return container["name"], int(port["containerPort"])
+    return None
+
+
+def container_env(pod: dict[str, Any], container_name: str) -> dict[str, str]:
+    env: dict[str, str] = {
+        "POD_NAME": pod["metadata"]["name"],
+        "POD_NAMESPACE": pod["metadata"]["namespace"],
+    }
+    for container in pod["spec"]["containers"]:
+        if container["name"] == container_name:
+            for item in container.get("env") or []:
+                if "value" in item:
+                    env[item["name"]] = str(item["value"])
+    return env
+
+
+class Runner:
+    def __init__(self, kubeconfig: str, endpoints: Path, targets: Path, timings: Path) -> None:
+        config.load_kube_config(config_file=kubeconfig)
+        self.api = client.CoreV1Api()
+        self.endpoints, self.targets, self.timings = endpoints, targets, timings
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.pods_lock = threading.Lock()
+        self.servers: dict[str, Server] = {}
+        self.stopping = threading.Event()
+        self._endpoints_text = ""
+
+    # -- watching ------------------------------------------------------------------------------
+
+    def watch_pods(self) -> None:
+        """Keeps `self.pods` equal to the cluster's pods: list, then watch; re-list on any error."""
+        while not self.stopping.is_set():
+            try:
+                listing = self.api.list_pod_for_all_namespaces(_preload_content=False)
+                body = json.loads(listing.data)
+                with self.pods_lock:
+                    self.pods = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in body["items"]}
+                version = body["metadata"]["resourceVersion"]
+                for event in watch.Watch().stream(
+                    self.api.list_pod_for_all_namespaces, resource_version=version, timeout_seconds=60,
+                    allow_watch_bookmarks=False,
+                ):
+                    pod = event["raw_object"]
+                    key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+                    with self.pods_lock:
+                        if event["type"] == "DELETED":
+                            self.pods.pop(key, None)
+                        else:
+                            self.pods[key] = pod
+                    if self.stopping.is_set():
+                        return
+            except Exception as error:  # the API server may restart; keep going
+                LOG.warning("pod watch interrupted: %s", error)
+                self.stopping.wait(1.0)
+
+    # -- reconciling ---------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        with self.pods_lock:
+            pods = dict(self.pods)
+        wanted: dict[str, tuple[dict[str, Any], str, int]] = {}
+        for key, pod in pods.items():
+            serving = eligible(pod)
+            if serving is not None:
+                wanted[key] = (pod, *serving)
+        for key in list(self.servers):
+            server = self.servers[key]
+            if key not in wanted or wanted[key][0]["metadata"]["uid"] != server.uid:
+                self.stop(server)
+                del self.servers[key]
+        for key, (pod, container, _port) in wanted.items():
+            if key not in self.servers:
+                self.servers[key] = self.create(pod, container)
+        for server in self.servers.values():
+            self.supervise(server)
+        self.write_endpoints()
+
+    def create(self, pod: dict[str, Any], container: str) -> Server:
+        meta = pod["metadata"]
+        scheduled = next((c.get("lastTransitionTime") for c in pod["status"].get("conditions", [])
+                          if c["type"] == "PodScheduled"), None)
+        server = Server(
+            namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], container=container,
+            port=free_port(), env=container_env(pod, container), labels=dict(meta.get("labels") or {}),
+            seen_running_at=time.time(), scheduled_at=scheduled,
+        )
+        self.launch(server)
+        with contextlib.suppress(Exception):
+            self.api.patch_namespaced_pod(server.name, server.namespace, {
+                "metadata": {"annotations": {ADDRESS_ANNOTATION: f"127.0.0.1:{server.port}"}}})
+        return server
+
+    def launch(self, server: Server) -> None:
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")}
+        env.update(server.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        log_dir = self.targets.parent.parent.parent / "logs" / "pods"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with (log_dir / f"{server.namespace}_{server.name}.log").open("ab") as log:
+            server.process = subprocess.Popen(
+                [sys.executable, "-m", "e2e.modelserver", "--port", str(server.port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
+            )
+        server.ready = False
+        server.restart_at = None
+        self.write_target(server)
+
+    def supervise(self, server: Server) -> None:
+        process = server.process
+        if process is None:
+            if server.restart_at is not None and time.monotonic() >= server.restart_at:
+                self.launch(server)
+            return
+        code = process.poll()
+        if code is not None:
+            LOG.info("%s: model server exited with %s", server.key, code)
+            server.process = None
+            server.restarts += 1
+            server.restart_at = time.monotonic() + BACKOFF_S[min(server.restarts, len(BACKOFF_S)) - 1]
+            self.remove_target(server)
+            self.set_ready(server, False, exit_code=code)
+            return
+        if not server.ready and self.answers(server.port):
+            self.set_ready(server, True)
+            if not server.reported_ready_once:
+                server.reported_ready_once = True
+                self.record_timing(server)
+
+    @staticmethod
+    def answers(port: int) -> bool:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.3)
+        try:
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    def set_ready(self, server: Server, ready: bool, exit_code: int | None = None) -> None:
+        now = _now()
+        flag = "True" if ready else "False"
+        status: dict[str, Any] = {"name": server.container, "ready": ready, "restartCount": server.restarts}
+        if ready:
+            status["state"] = {"running": {"startedAt": now}}
+        else:
+            status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+            status["lastState"] = {"terminated": {"exitCode": exit_code or 0, "finishedAt": now, "reason": "Error"}}
+        patch = {"status": {
+            "conditions": [
+                {"type": "Ready", "status": flag, "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
+            ],
+            "containerStatuses": [status],
+        }}
+        try:
+            self.api.patch_namespaced_pod_status(server.name, server.namespace, patch)
+            server.ready = ready
+        except Exception as error:
+            LOG.warning("%s: could not set Ready=%s: %s", server.key, flag, error)
+
+    def stop(self, server: Server) -> None:
+        if server.process is not None:
+            server.process.terminate()
+            try:
+                server.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
+        self.remove_target(server)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def target_file(self, server: Server) -> Path:
+        return self.targets / f"{server.namespace}__{server.name}.json"
+
+    def write_target(self, server: Server) -> None:
+        labels = {"namespace": server.namespace, "pod": server.name}
+        for target_label, pod_label in TARGET_LABELS.items():
+            if pod_label in server.labels:
+                labels[target_label] = server.labels[pod_label]
+        target = [{"targets": [f"127.0.0.1:{server.port}"], "labels": labels}]
+        _atomic_write(self.target_file(server), json.dumps(target))
+
+    def remove_target(self, server: Server) -> None:
+        self.target_file(server).unlink(missing_ok=True)
+
+    def write_endpoints(self) -> None:
+        table = {"pods": [
+            {"namespace": s.namespace, "name": s.name, "port": s.port, "labels": s.labels,
+             "ready": s.ready and s.process is not None}
+            for s in sorted(self.servers.values(), key=lambda s: s.key)
+        ]}
+        text = json.dumps(table, sort_keys=True)
+        if text != self._endpoints_text:
+            _atomic_write(self.endpoints, text)
+            self._endpoints_text = text
+
+    def record_timing(self, server: Server) -> None:
+        line = {
+            "namespace": server.namespace, "pod": server.name, "scheduledAt": server.scheduled_at,
+            "secondsFromRunningToAnswering": round(time.time() - server.seen_running_at, 3),
+            "answeringAt": _now(),
+        }
+        with self.timings.open("a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    # -- main ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.targets.mkdir(parents=True, exist_ok=True)
+        for stale in self.targets.glob("*.json"):
+            stale.unlink()
+        _atomic_write(self.endpoints, json.dumps({"pods": []}))
+        threading.Thread(target=self.watch_pods, daemon=True, name="pod-watch").start()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.reconcile()
+                except Exception:
+                    LOG.exception("reconcile failed; retrying")
+                self.stopping.wait(0.2)
+        finally:
+            for server in self.servers.values():
+                self.stop(server)
+            self.endpoints.unlink(missing_ok=True)
+
+    def request_stop(self, *_: object) -> None:
+        self.stopping.set()
+
+
+def install_signal_handlers(runner: Runner) -> None:
+    signal.signal(signal.SIGTERM, runner.request_stop)
+    signal.signal(signal.SIGINT, runner.request_stop)

@@ -1,0 +1,18 @@
+"""The closed set of verdicts an analysis can reach, for one metric or for a whole step.
+
+"Worst wins" when verdicts are combined: ERROR > FAIL > INCONCLUSIVE > PASS in severity for
+the purpose of holding a rollout, but only FAIL is evidence of a regression. An ERROR (the
+metric could not be read) or an INCONCLUSIVE (too little evidence) never promotes and never
+rolls back by itself; limits on how long either may last live in the analysis settings.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Verdict(str, enum.Enum):
+    PASS = "Pass"
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"

@@ -1,0 +1,1 @@
+"""One plan per rollout strategy; strategies are independent of each other."""

@@ -1,0 +1,1 @@
+"""`kubectl modelrollout`: the command-line companion."""
