@@ -14,7 +14,7 @@ import yaml
 
 from e2e.cluster.layout import REPO, Layout, Ports
 from e2e.cluster.processes import port_in_use
-from e2e.conftest import Kubectl, Prometheus, WorldInfo, eventually, get_json
+from e2e.fixtures.world import Kubectl, Prometheus, WorldInfo, eventually, get_json
 
 pytestmark = pytest.mark.cluster
 

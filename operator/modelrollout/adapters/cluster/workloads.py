@@ -1,0 +1,126 @@
+"""The workloads of one ModelDeployment: observed, applied, relabelled and removed.
+
+Reads the Deployments and pods of every revision into plain counts for the decision core
+(desired, ready, Pending for lack of capacity, crash-looping), applies Deployments and
+Services with server-side apply, keeps each pod's track label equal to the role its revision
+plays now, and removes revisions the decision no longer lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from modelrollout.adapters.cluster import kube, manifests
+from modelrollout.api import labels
+
+
+@dataclasses.dataclass(frozen=True)
+class RevisionPods:
+    """What the cluster shows of one revision."""
+
+    revision: str
+    desired: int
+    ready: int
+    unschedulable: int
+    crash_looping: int
+    unschedulable_message: str = ""
+
+
+def _ready(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in pod.get("status", {}).get("conditions", []))
+
+
+def _unschedulable(pod: Mapping[str, Any]) -> str | None:
+    if pod.get("status", {}).get("phase") != "Pending":
+        return None
+    for condition in pod.get("status", {}).get("conditions", []):
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            return str(condition.get("message", "Unschedulable"))
+    return None
+
+
+def _crash_looping(pod: Mapping[str, Any]) -> bool:
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return not _ready(pod) and any(s.get("restartCount", 0) > 0 for s in statuses)
+
+
+def summarize(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> dict[str, RevisionPods]:
+    """Counts per revision from listed Deployments and pods (pure; tested with plain dicts)."""
+    by_revision: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        if pod.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        revision = pod.get("metadata", {}).get("labels", {}).get(labels.REVISION)
+        if revision:
+            by_revision.setdefault(revision, []).append(pod)
+    out: dict[str, RevisionPods] = {}
+    for item in deployments:
+        revision = item["metadata"].get("labels", {}).get(labels.REVISION)
+        if not revision:
+            continue
+        revision_pods = by_revision.get(revision, [])
+        messages = [m for m in (_unschedulable(p) for p in revision_pods) if m]
+        out[revision] = RevisionPods(
+            revision=revision,
+            desired=int(item.get("spec", {}).get("replicas", 0)),
+            ready=sum(1 for p in revision_pods if _ready(p)),
+            unschedulable=len(messages),
+            crash_looping=sum(1 for p in revision_pods if _crash_looping(p)),
+            unschedulable_message=messages[0] if messages else "",
+        )
+    return out
+
+
+class Workloads:
+    def __init__(self, client: kube.Kube) -> None:
+        self.kube = client
+
+    def observe(self, owner: manifests.Owner) -> dict[str, RevisionPods]:
+        selector = {labels.NAME: owner.name}
+        deployments = self.kube.list(kube.DEPLOYMENT, owner.namespace, selector)
+        pods = self.kube.list(kube.POD, owner.namespace, selector)
+        return summarize(deployments, pods)
+
+    def apply(self, body: manifests.Body) -> None:
+        self.kube.apply(body)
+
+    def scale(self, owner: manifests.Owner, revision: str, replicas: int) -> None:
+        """Scales a revision whose template is no longer known (a merge patch leaves the rest alone)."""
+        self.kube.merge_patch(kube.DEPLOYMENT, owner.namespace, manifests.deployment_name(owner.name, revision),
+                              {"spec": {"replicas": replicas}})
+
+    def remove_except(self, owner: manifests.Owner, keep: Iterable[str]) -> list[str]:
+        """Deletes the Deployments of revisions not in `keep`; returns the revisions removed."""
+        wanted = set(keep)
+        removed = []
+        for item in self.kube.list(kube.DEPLOYMENT, owner.namespace, {labels.NAME: owner.name}):
+            revision = item["metadata"].get("labels", {}).get(labels.REVISION)
+            if revision and revision not in wanted:
+                self.kube.delete(kube.DEPLOYMENT, owner.namespace, item["metadata"]["name"])
+                removed.append(revision)
+        return removed
+
+    def remove_services_except(self, owner: manifests.Owner, keep: Iterable[str]) -> None:
+        wanted = set(keep) | {owner.name}
+        for item in self.kube.list(kube.SERVICE, owner.namespace, {labels.NAME: owner.name}):
+            if item["metadata"]["name"] not in wanted:
+                self.kube.delete(kube.SERVICE, owner.namespace, item["metadata"]["name"])
+
+    def label_pods(self, owner: manifests.Owner, roles: Mapping[str, labels.Track]) -> int:
+        """Sets each pod's track (and serving) label from its revision's role; returns pods changed."""
+        changed = 0
+        for pod in self.kube.list(kube.POD, owner.namespace, {labels.NAME: owner.name}):
+            meta = pod["metadata"]
+            current = meta.get("labels", {})
+            role = roles.get(current.get(labels.REVISION, ""))
+            if role is None or meta.get("deletionTimestamp"):
+                continue
+            serving = "true" if role in (labels.Track.STABLE, labels.Track.CANARY) else "false"
+            if current.get(labels.TRACK) != role.value or current.get(manifests.SERVING) != serving:
+                self.kube.merge_patch(kube.POD, owner.namespace, meta["name"],
+                                      {"metadata": {"labels": {labels.TRACK: role.value, manifests.SERVING: serving}}})
+                changed += 1
+        return changed

@@ -1,0 +1,131 @@
+"""Ready-made queries for common model servers, so most metrics are just a name.
+
+Each preset metric says how to read it per track: a `counts` metric has an events query (what
+is bad: failed requests) and an exposure query (all requests) so that a rate can be compared;
+a `histogram` metric has a bucket query grouped by `le`. Every query is a template rendered
+per track with the track's revision, and selects the series by the `modeldeployment`,
+`namespace` and `revision` target labels (the chart's PodMonitor puts them there).
+
+Presets:
+- generic: what any server exports with a Prometheus client library (and the e2e model server).
+- vllm: vLLM's `vllm:` metrics (time to first token, time per output token, end-to-end latency,
+  request success by finish reason).
+- triton: Triton's `nv_inference_*` counters.
+- kserve: KServe's Python model server histograms.
+GPU guardrails from the DCGM exporter (utilization, framebuffer used) are gauges selected by
+pod name, since DCGM labels series with the pod, not with our labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from modelrollout.api import analyses
+
+SELECT = 'namespace="{{namespace}}",modeldeployment="{{name}}",revision="{{revision}}"'
+
+
+@dataclasses.dataclass(frozen=True)
+class PresetMetric:
+    name: str
+    kind: analyses.MetricKind
+    query: str
+    """counts: the events; histogram: the buckets by le; gauge: one value."""
+    exposure: str | None = None
+    """counts: all requests, the denominator of the rate."""
+    quantile: float | None = None
+    """histogram: the quantile an SLO on this metric bounds (p99-latency: 0.99)."""
+    description: str = ""
+
+
+def _increase(metric: str, extra: str = "", by: str = "") -> str:
+    selector = SELECT + ("," + extra if extra else "")
+    grouping = f" by ({by})" if by else ""
+    return f"sum{grouping}(increase({metric}{{{selector}}}[{{{{interval}}}}]))"
+
+
+def _latency(name: str, bucket_metric: str, quantile: float | None, description: str) -> PresetMetric:
+    return PresetMetric(name, analyses.MetricKind.HISTOGRAM, _increase(bucket_metric, by="le"),
+                        quantile=quantile, description=description)
+
+
+def _generic() -> dict[str, PresetMetric]:
+    requests = _increase("model_requests_total")
+    metrics = [
+        PresetMetric("error-rate", analyses.MetricKind.COUNTS, _increase("model_requests_total", 'code=~"5.."'),
+                     exposure=requests, description="share of requests answered 5xx"),
+        _latency("p99-latency", "model_request_duration_seconds_bucket", 0.99, "request latency, 99th percentile"),
+        _latency("p50-latency", "model_request_duration_seconds_bucket", 0.50, "request latency, median"),
+        _latency("latency", "model_request_duration_seconds_bucket", None, "request latency distribution"),
+        PresetMetric("prediction-drift", analyses.MetricKind.HISTOGRAM,
+                     _increase("model_prediction_score_bucket", by="le"), description="distribution of model scores"),
+        PresetMetric("input-drift", analyses.MetricKind.HISTOGRAM,
+                     _increase("model_input_feature_bucket", by="le"), description="distribution of input features"),
+    ]
+    return {m.name: m for m in metrics}
+
+
+def _vllm() -> dict[str, PresetMetric]:
+    requests = _increase("vllm:request_success_total")
+    metrics = [
+        PresetMetric("error-rate", analyses.MetricKind.COUNTS,
+                     _increase("vllm:request_success_total", 'finished_reason="abort"'),
+                     exposure=requests, description="share of requests aborted"),
+        _latency("time-to-first-token", "vllm:time_to_first_token_seconds_bucket", 0.99, "TTFT, 99th percentile"),
+        _latency("time-per-output-token", "vllm:time_per_output_token_seconds_bucket", 0.99,
+                 "TPOT, 99th percentile"),
+        _latency("p99-latency", "vllm:e2e_request_latency_seconds_bucket", 0.99, "end-to-end latency, p99"),
+    ]
+    return {m.name: m for m in metrics}
+
+
+def _triton() -> dict[str, PresetMetric]:
+    metrics = [
+        PresetMetric("error-rate", analyses.MetricKind.COUNTS, _increase("nv_inference_request_failure"),
+                     exposure=(f"({_increase('nv_inference_request_success')}"
+                               f" + {_increase('nv_inference_request_failure')})"),
+                     description="share of failed inferences"),
+        PresetMetric("mean-latency", analyses.MetricKind.GAUGE,
+                     f"{_increase('nv_inference_request_duration_us')} / {_increase('nv_inference_count')} / 1e6",
+                     description="mean request latency in seconds"),
+    ]
+    return {m.name: m for m in metrics}
+
+
+def _kserve() -> dict[str, PresetMetric]:
+    metrics = [
+        _latency("p99-latency", "request_predict_seconds_bucket", 0.99, "predict latency, p99"),
+        _latency("preprocess-latency", "request_preprocess_seconds_bucket", 0.99, "preprocess latency, p99"),
+    ]
+    return {m.name: m for m in metrics}
+
+
+_GPU_POD = 'namespace="{{namespace}}",pod=~"{{name}}-{{revision}}-.*"'
+GUARDRAILS = {
+    "gpu-utilization": PresetMetric("gpu-utilization", analyses.MetricKind.GAUGE,
+                                    f"avg(DCGM_FI_DEV_GPU_UTIL{{{_GPU_POD}}})", description="GPU utilization %"),
+    "gpu-memory-used": PresetMetric("gpu-memory-used", analyses.MetricKind.GAUGE,
+                                    f"max(DCGM_FI_DEV_FB_USED{{{_GPU_POD}}})", description="framebuffer used, MiB"),
+}
+
+PRESETS: dict[analyses.Preset, dict[str, PresetMetric]] = {
+    analyses.Preset.GENERIC: _generic(),
+    analyses.Preset.VLLM: _vllm(),
+    analyses.Preset.TRITON: _triton(),
+    analyses.Preset.KSERVE: _kserve(),
+}
+
+DEFAULT_METRICS: dict[analyses.Preset, tuple[str, ...]] = {
+    analyses.Preset.GENERIC: ("error-rate", "p99-latency"),
+    analyses.Preset.VLLM: ("error-rate", "time-to-first-token"),
+    analyses.Preset.TRITON: ("error-rate", "mean-latency"),
+    analyses.Preset.KSERVE: ("p99-latency",),
+}
+
+
+def lookup(preset: analyses.Preset, name: str) -> PresetMetric | None:
+    return PRESETS[preset].get(name) or GUARDRAILS.get(name)
+
+
+def known(preset: analyses.Preset) -> list[str]:
+    return sorted([*PRESETS[preset], *GUARDRAILS])

@@ -1,0 +1,207 @@
+"""Reading metric samples per track from Prometheus (prometheus-api-client, a blocking client).
+
+Each metric is read with range queries from the start of the analysis to now, one point per
+`step`, each point the increase over the step before it: per-interval increments for the
+stable and the candidate revision, aligned on the same timestamps. The judges recompute from
+these series every tick, so nothing statistical is kept between ticks and a restarted
+operator reaches the same verdict.
+
+A failed query, a non-numeric value, or several series where one was expected is not data:
+the samples carry an `error` naming the query and the answer, and the verdict becomes ERROR.
+An empty answer is "no data yet" unless the series does not exist at all, which is reported
+with the name of the missing series.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import prometheus_api_client
+import requests
+from prometheus_api_client import exceptions as prometheus_errors
+
+from modelrollout import errors
+from modelrollout.adapters.metrics import presets, queries
+from modelrollout.core.analysis import samples
+
+_SERIES_NAME = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+Points = dict[float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Tracks:
+    """The two sides of a comparison and the window to read."""
+
+    namespace: str
+    name: str
+    stable_revision: str
+    candidate_revision: str
+    candidate_track: str
+    start: datetime.datetime
+    end: datetime.datetime
+    step: datetime.timedelta
+
+    def context(self, track: str, revision: str) -> queries.Context:
+        return queries.Context(self.namespace, self.name, track, revision, f"{int(self.step.total_seconds())}s")
+
+
+class PrometheusSource:
+    """One Prometheus server; shared by every ModelDeployment that names the same address."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self.url = url
+        self.timeout = timeout
+        self.client = prometheus_api_client.PrometheusConnect(url=url, headers=headers, disable_ssl=False)
+
+    def _range(self, query: str, tracks: Tracks) -> list[dict[str, Any]]:
+        start = tracks.start + tracks.step  # the first point covers the first whole step
+        if start > tracks.end:
+            return []
+        try:
+            result: list[dict[str, Any]] = self.client.custom_query_range(
+                query, start_time=start, end_time=tracks.end, step=f"{int(tracks.step.total_seconds())}s",
+                timeout=self.timeout)
+        except (prometheus_errors.PrometheusApiClientException, requests.RequestException, ValueError) as error:
+            raise errors.MetricUnavailable(f"query {query!r} failed: {error}") from None
+        return result
+
+    def instant(self, query: str) -> list[dict[str, Any]]:
+        try:
+            result: list[dict[str, Any]] = self.client.custom_query(query, timeout=self.timeout)
+        except (prometheus_errors.PrometheusApiClientException, requests.RequestException, ValueError) as error:
+            raise errors.MetricUnavailable(f"query {query!r} failed: {error}") from None
+        return result
+
+    def _single(self, query: str, tracks: Tracks) -> Points:
+        """The one series a per-track query must return, as {timestamp: value}."""
+        series = self._range(query, tracks)
+        if len(series) > 1:
+            labels = [s.get("metric", {}) for s in series[:3]]
+            raise errors.MetricUnavailable(
+                f"query {query!r} returned {len(series)} series where one was expected (first: {labels}); "
+                "aggregate it with sum(...)")
+        return _points(query, series[0]["values"]) if series else {}
+
+    def _by_le(self, query: str, tracks: Tracks) -> dict[float, Points]:
+        out: dict[float, Points] = {}
+        for item in self._range(query, tracks):
+            le = item.get("metric", {}).get("le")
+            if le is None:
+                raise errors.MetricUnavailable(f"histogram query {query!r} returned a series without le: "
+                                               f"{item.get('metric')}; group it with sum by (le)")
+            out[_bound(le, query)] = _points(query, item["values"])
+        return out
+
+    def missing_series(self, query: str, tracks: Tracks) -> str | None:
+        """If the metric a query reads does not exist for this ModelDeployment, says which one."""
+        match = _SERIES_NAME.search(query)
+        if match is None:
+            return None
+        name = match.group(1)
+        selector = f'namespace="{tracks.namespace}",modeldeployment="{tracks.name}"'
+        if self.instant(f"count({name}{{{selector}}})"):
+            return None
+        return f"no series {name}{{{selector}}} in Prometheus: does the model server export it?"
+
+    def counts(self, metric: presets.PresetMetric, tracks: Tracks) -> samples.CountSamples:
+        assert metric.exposure is not None
+        try:
+            per_track = []
+            for track, revision in self._sides(tracks):
+                context = tracks.context(track, revision)
+                exposure = self._single(queries.render(metric.exposure, context), tracks)
+                events = self._single(queries.render(metric.query, context), tracks)
+                per_track.append((exposure, events))
+            if not per_track[0][0] and not per_track[1][0]:
+                missing = self.missing_series(queries.render(metric.exposure, tracks.context("stable", "")), tracks)
+                if missing:
+                    return samples.CountSamples(metric.name, error=missing)
+        except errors.MetricUnavailable as error:
+            return samples.CountSamples(metric.name, error=str(error))
+        (stable_n, stable_e), (canary_n, canary_e) = per_track
+        times = sorted(set(stable_n) | set(canary_n))
+        intervals = tuple(
+            samples.CountInterval(
+                stable_requests=stable_n.get(t, math.nan), stable_events=_events(stable_e, stable_n, t),
+                canary_requests=canary_n.get(t, math.nan), canary_events=_events(canary_e, canary_n, t),
+                end=t)
+            for t in times)
+        return samples.CountSamples(metric.name, intervals)
+
+    def histogram(self, metric: presets.PresetMetric, tracks: Tracks) -> samples.HistogramSamples:
+        try:
+            sides = [self._by_le(queries.render(metric.query, tracks.context(track, revision)), tracks)
+                     for track, revision in self._sides(tracks)]
+            if not sides[0] and not sides[1]:
+                missing = self.missing_series(queries.render(metric.query, tracks.context("stable", "")), tracks)
+                if missing:
+                    return samples.HistogramSamples(metric.name, (math.inf,), error=missing)
+        except errors.MetricUnavailable as error:
+            return samples.HistogramSamples(metric.name, (math.inf,), error=str(error))
+        bounds = sorted(set(sides[0]) | set(sides[1]))
+        if not bounds:
+            return samples.HistogramSamples(metric.name, (math.inf,))
+        if bounds[-1] != math.inf:
+            return samples.HistogramSamples(metric.name, (math.inf,),
+                                            error=f"histogram {metric.name}: no +Inf bucket in {bounds}")
+        times = sorted({t for side in sides for points in side.values() for t in points})
+        intervals = []
+        for t in times:
+            stable = samples.buckets_from_cumulative([sides[0].get(b, {}).get(t, math.nan) for b in bounds])
+            canary = samples.buckets_from_cumulative([sides[1].get(b, {}).get(t, math.nan) for b in bounds])
+            intervals.append(samples.HistogramInterval(stable, canary, end=t))
+        return samples.HistogramSamples(metric.name, tuple(bounds), tuple(intervals))
+
+    @staticmethod
+    def _sides(tracks: Tracks) -> Sequence[tuple[str, str]]:
+        return [("stable", tracks.stable_revision), (tracks.candidate_track, tracks.candidate_revision)]
+
+
+def _events(events: Points, exposure: Points, t: float) -> float:
+    """An events series is absent while nothing bad happened: 0 where requests were counted."""
+    return events.get(t, 0.0 if t in exposure else math.nan)
+
+
+def _bound(le: str, query: str) -> float:
+    try:
+        return math.inf if le in ("+Inf", "Inf") else float(le)
+    except ValueError:
+        raise errors.MetricUnavailable(f"query {query!r}: bucket bound le={le!r} is not a number") from None
+
+
+def _points(query: str, values: Sequence[Sequence[Any]]) -> Points:
+    out: Points = {}
+    for stamp, raw in values:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise errors.MetricUnavailable(f"query {query!r} answered a non-numeric value {raw!r}") from None
+        out[float(stamp)] = value
+    return out
+
+
+def sources_key(url: str, token: str | None) -> tuple[str, str | None]:
+    return (url.rstrip("/"), token)
+
+
+class Sources:
+    """One PrometheusSource per (address, credential), shared across ModelDeployments."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._sources: dict[tuple[str, str | None], PrometheusSource] = {}
+
+    def get(self, url: str, token: str | None = None) -> PrometheusSource:
+        key = sources_key(url, token)
+        if key not in self._sources:
+            self._sources[key] = PrometheusSource(key[0], token, self.timeout)
+        return self._sources[key]
+
+    def known(self) -> Mapping[tuple[str, str | None], PrometheusSource]:
+        return dict(self._sources)

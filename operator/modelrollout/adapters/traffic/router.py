@@ -1,0 +1,22 @@
+"""The one interface every traffic provider implements.
+
+A router makes its provider hold a `TrafficSplit`: the share of requests the new revision
+answers and the share copied to it. It reads back what the provider holds, so the handlers can
+tell a split that was applied from one that was only asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from modelrollout.adapters.cluster import manifests
+from modelrollout.api import routing
+from modelrollout.core import decision
+
+
+class TrafficRouter(Protocol):
+    def apply(self, owner: manifests.Owner, traffic: routing.Traffic, split: decision.TrafficSplit) -> None:
+        """Make the provider route and mirror as `split` says (create its object if needed)."""
+
+    def current(self, owner: manifests.Owner) -> tuple[int, int] | None:
+        """(canary weight, mirror percent) the provider holds now; None if it holds nothing yet."""

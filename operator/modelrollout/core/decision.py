@@ -1,0 +1,107 @@
+"""What the decision core says the world should look like next; the handlers carry it out.
+
+A Decision names revisions, never templates: the handlers know which pod template belongs to
+which revision (the spec for the newest, the stored revision history for older ones). The
+handlers apply a decision in a fixed, safe order: scale-ups and new workloads first, then
+traffic, then scale-downs and deletions, so traffic never points at a track that is not there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+
+from modelrollout.api import labels, status
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One revision that should be running: its role and how many replicas it should have."""
+
+    revision: str
+    track: labels.Track
+    replicas: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrafficSplit:
+    """How user traffic is split between the stable and the new revision, and what is mirrored.
+
+    `canary_weight` is the percentage of requests the new revision answers (0-100); the stable
+    revision answers the rest. `mirror_percent` is the percentage of requests copied to the new
+    revision, whose answers are dropped (shadow). With no new revision both are 0.
+
+        TrafficSplit("5d8f9c", None, labels.Track.CANARY, 0, 0)          all to stable
+        TrafficSplit("5d8f9c", "7b21aa", labels.Track.CANARY, 25, 0)     a quarter to the canary
+        TrafficSplit("5d8f9c", "7b21aa", labels.Track.SHADOW, 0, 100)    a copy of everything
+    """
+
+    stable_revision: str
+    candidate_revision: str | None
+    candidate_track: labels.Track
+    canary_weight: int
+    mirror_percent: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.canary_weight <= 100 and 0 <= self.mirror_percent <= 100):
+            raise ValueError(f"weights out of range: {self}")
+        if self.candidate_revision is None and (self.canary_weight or self.mirror_percent):
+            raise ValueError("traffic to a candidate that does not exist")
+
+    @classmethod
+    def all_stable(cls, stable_revision: str) -> TrafficSplit:
+        return cls(stable_revision, None, labels.Track.CANARY, 0, 0)
+
+
+class EventType(str, enum.Enum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the ModelDeployment."""
+
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisWindow:
+    """Asks the handlers to judge `candidate` against `stable` on data from `since` on.
+
+    `final` marks the last look of an `analyze` step: a result that is still inconclusive then
+    is settled by the analysis settings' limits instead of waiting for more data.
+    """
+
+    stable_revision: str
+    candidate_revision: str
+    candidate_track: labels.Track
+    since: datetime.datetime
+    final: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The whole of what should happen now for one ModelDeployment."""
+
+    workloads: tuple[Workload, ...]
+    """Every revision that should exist, with its replicas; a revision not listed is removed."""
+
+    traffic: TrafficSplit
+    """The split the traffic provider should hold."""
+
+    status: status.ModelDeploymentStatus
+    """The status to write."""
+
+    events: tuple[Event, ...] = ()
+    smoke_test: str | None = None
+    """A revision to smoke-test before it gets any traffic; the result arrives in the next observation."""
+
+    analysis: AnalysisWindow | None = None
+    """What the next tick should judge; None when no analysis runs."""
+
+    requeue_after: datetime.timedelta = datetime.timedelta(seconds=5)
+    """When the next tick should come, at the latest."""
