@@ -15,6 +15,8 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 mkdir -p "$bin" "$cache/build"
 
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# Each real build appends "component seconds date" here; `make bench` reports the cold times.
+record() { printf '%s %s %s\n' "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$cache/build-times.log"; }
 
 # A throwaway wrapper module: k8s.io/kubernetes pins its staging modules at v0.0.0 with local
 # replaces, which are ignored in a dependency; replace each with its published v0.N.M twin.
@@ -57,7 +59,7 @@ build_kubernetes() {
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
   "$bin/kube-apiserver" --version >&2
-  log "kubernetes built in $((SECONDS - started)) s"
+  log "kubernetes built in $((SECONDS - started)) s"; record kubernetes-$K8S_VERSION $((SECONDS - started))
 }
 
 # etcd's server module carries replace directives too, so it goes through a wrapper as well.
@@ -69,7 +71,7 @@ build_etcd() {
   go mod init e2e.local/etcdbuild >/dev/null 2>&1
   go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
   go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
-  log "etcd built in $((SECONDS - started)) s"
+  log "etcd built in $((SECONDS - started)) s"; record etcd-$ETCD_VERSION $((SECONDS - started))
 }
 
 build_plain() {  # name module@version: modules without replace directives install directly
@@ -78,7 +80,7 @@ build_plain() {  # name module@version: modules without replace directives insta
   local started=$SECONDS
   log "building $pkg"
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "$pkg"
-  log "$name built in $((SECONDS - started)) s"
+  log "$name built in $((SECONDS - started)) s"; record "$name-${pkg##*@}" $((SECONDS - started))
 }
 
 # Data files the world needs from Go modules: the traffic providers' CRDs (the module proxy

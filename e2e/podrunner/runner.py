@@ -154,14 +154,19 @@ class Runner:
             serving = eligible(pod)
             if serving is not None:
                 wanted[key] = (pod, *serving)
-        for key in list(self.servers):
-            server = self.servers[key]
-            if key not in wanted or wanted[key][0]["metadata"]["uid"] != server.uid:
+        leaving = [key for key, server in self.servers.items()
+                   if key not in wanted or wanted[key][0]["metadata"]["uid"] != server.uid]
+        if leaving:
+            # Out of the load generator's table first, as endpoints go before a kubelet's SIGTERM.
+            gone = [self.servers.pop(key) for key in leaving]
+            self.write_endpoints()
+            for server in gone:
                 self.stop(server)
-                del self.servers[key]
         for key, (pod, container, _port) in wanted.items():
             if key not in self.servers:
                 self.servers[key] = self.create(pod, container)
+            else:
+                self.relabel(self.servers[key], pod)
         for server in self.servers.values():
             self.supervise(server)
         self.write_endpoints()
@@ -180,6 +185,14 @@ class Runner:
             self.api.patch_namespaced_pod(server.name, server.namespace, {
                 "metadata": {"annotations": {ADDRESS_ANNOTATION: f"127.0.0.1:{server.port}"}}})
         return server
+
+    def relabel(self, server: Server, pod: dict[str, Any]) -> None:
+        """The operator moves pods between tracks by relabelling them; follow in the scrape target."""
+        labels = dict(pod["metadata"].get("labels") or {})
+        if labels != server.labels:
+            server.labels = labels
+            if server.process is not None:
+                self.write_target(server)
 
     def launch(self, server: Server) -> None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")}
