@@ -1,0 +1,64 @@
+"""OperatorConfig: the operator's own settings, read once from the environment at start-up.
+
+Settings are per operator process; everything about one model lives in its ModelDeployment.
+Each field reads `MODELROLLOUT_<FIELD>` (upper case), e.g. `MODELROLLOUT_PROMETHEUS_URL`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Mapping
+
+import pydantic
+
+from modelrollout.api import durations
+
+ENV_PREFIX = "MODELROLLOUT_"
+
+
+class OperatorConfig(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
+
+    prometheus_url: str | None = None
+    """The Prometheus a ModelDeployment uses when spec.analysis.prometheus is not given."""
+
+    prometheus_timeout: durations.Duration = "10s"
+    """Timeout of one Prometheus query, unless the ModelDeployment sets its own."""
+
+    sample_step: durations.Duration = "15s"
+    """Resolution of the metric series the judges read: one point per step. At least twice the
+    scrape interval, so that every step holds two scrapes."""
+
+    idle_interval: durations.Duration = "60s"
+    """How often a ModelDeployment with no rollout in progress is looked at (changes wake it at once)."""
+
+    pod_address_annotation: str | None = None
+    """A pod annotation holding host:port to reach the model server for the smoke test, for
+    development clusters whose pod IPs the operator cannot reach; default: pod IP and port."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty: all (cluster-wide)."""
+
+    metrics_port: int = 8080
+    """Port of the operator's own /metrics (0: off)."""
+
+    health_port: int = 8081
+    """Port of the liveness endpoint /healthz (0: off)."""
+
+    webhook_url: str | None = None
+    """Receives a JSON POST on every step, promotion and rollback (optional)."""
+
+    def duration(self, value: str) -> datetime.timedelta:
+        return durations.parse_duration(value)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is None or raw == "":
+                continue
+            values[name] = tuple(n.strip() for n in raw.split(",") if n.strip()) if name == "namespaces" else raw
+        return cls.model_validate(values)

@@ -1,0 +1,103 @@
+"""Carrying out a Decision: workloads, Services, traffic, pod labels, status and Events.
+
+The order is what keeps users served while pods come and go:
+
+1. new revisions and scale-ups (a new revision gets its pods before any traffic);
+2. the Services of each track and the user-facing one;
+3. the traffic split;
+4. scale-downs and removals (pods lose their traffic before they go);
+5. pod track labels, then status.
+
+A failure at any point stops the tick; the next one starts again from what the cluster shows,
+so a half-applied decision is finished, never left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from modelrollout.adapters.cluster import manifests, workloads
+from modelrollout.api import labels, resources, routing
+from modelrollout.core import decision, revisions
+from modelrollout.runtime import Runtime
+
+
+@dataclasses.dataclass(frozen=True)
+class RevisionSource:
+    """What a revision runs: its model and pod template, as plain JSON."""
+
+    model: dict[str, Any]
+    template: dict[str, Any]
+
+
+def known_revisions(md: resources.ModelDeployment) -> dict[str, RevisionSource]:
+    """Every revision whose pods the operator can (re)build: the spec's, the stable one, history."""
+    known: dict[str, RevisionSource] = {}
+    for entry in md.status.history:
+        if entry.snapshot is not None:
+            known[entry.snapshot.revision] = RevisionSource(
+                entry.snapshot.model.model_dump(mode="json", exclude_none=True),
+                entry.snapshot.template.model_dump(mode="json", exclude_none=True))
+    if md.status.stable_spec is not None:
+        stable = md.status.stable_spec
+        known[stable.revision] = RevisionSource(stable.model.model_dump(mode="json", exclude_none=True),
+                                                stable.template.model_dump(mode="json", exclude_none=True))
+    known[revisions.of(md.spec.model, md.spec.template)] = RevisionSource(
+        md.spec.model.model_dump(mode="json", exclude_none=True),
+        md.spec.template.model_dump(mode="json", exclude_none=True))
+    return known
+
+
+def owner_of(md: resources.ModelDeployment) -> manifests.Owner:
+    meta = md.metadata
+    assert meta.name and meta.namespace and meta.uid
+    return manifests.Owner(meta.name, meta.namespace, meta.uid)
+
+
+def _target_port(md: resources.ModelDeployment) -> int | str:
+    return md.spec.traffic.target_port
+
+
+def _apply_workload(runtime: Runtime, md: resources.ModelDeployment, owner: manifests.Owner,
+                    sources: Mapping[str, RevisionSource], workload: decision.Workload) -> None:
+    source = sources.get(workload.revision)
+    if source is None:  # no template any more (e.g. superseded): only its size can change
+        runtime.workloads.scale(owner, workload.revision, workload.replicas)
+        return
+    pool = md.spec.gpu_pool.model_dump(mode="json", by_alias=True, exclude_none=True) if md.spec.gpu_pool else None
+    runtime.workloads.apply(manifests.deployment(owner, workload.revision, source.model, source.template,
+                                                 workload.replicas, workload.track, pool))
+
+
+def apply(runtime: Runtime, md: resources.ModelDeployment, plan: decision.Decision,
+          observed: Mapping[str, workloads.RevisionPods]) -> None:
+    """Makes the cluster match `plan` (blocking; run it in a worker thread)."""
+    owner = owner_of(md)
+    sources = known_revisions(md)
+    ups = [w for w in plan.workloads if w.revision not in observed or w.replicas >= observed[w.revision].desired]
+    downs = [w for w in plan.workloads if w not in ups]
+    for workload in ups:
+        _apply_workload(runtime, md, owner, sources, workload)
+
+    port, target = md.spec.traffic.port, _target_port(md)
+    replica_ratio = md.spec.traffic.provider is routing.Provider.REPLICA_RATIO
+    service_names = []
+    for workload in plan.workloads:
+        if workload.track is labels.Track.STABLE or workload.revision == plan.traffic.candidate_revision:
+            runtime.workloads.apply(manifests.track_service(owner, workload.track, workload.revision, port, target))
+            service_names.append(manifests.service_name(owner.name, workload.track))
+    runtime.workloads.apply(manifests.user_service(owner, plan.traffic.stable_revision, replica_ratio, port, target))
+    runtime.router(md.spec.traffic.provider).apply(owner, md.spec.traffic, plan.traffic)
+
+    for workload in downs:
+        _apply_workload(runtime, md, owner, sources, workload)
+    runtime.workloads.remove_except(owner, [w.revision for w in plan.workloads])
+    runtime.workloads.remove_services_except(owner, service_names)
+    runtime.workloads.label_pods(owner, {w.revision: w.track for w in plan.workloads})
+
+
+def status_patch(plan: decision.Decision) -> dict[str, Any]:
+    """A merge patch that replaces status with the decided one (absent fields become null)."""
+    return {"status": plan.status.model_dump(mode="json", by_alias=True)}
