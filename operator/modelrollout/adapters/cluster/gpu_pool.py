@@ -21,6 +21,8 @@ class PoolUsage:
     nodes: int
     allocatable: int
     requested: int
+    held: int = 0
+    """Requested by the pods that match `ours` (one ModelDeployment's), a part of `requested`."""
 
     @property
     def free(self) -> int:
@@ -51,20 +53,27 @@ def pod_request(pod: Mapping[str, Any], resource: str) -> int:
     return total
 
 
-def usage(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]], resource: str) -> PoolUsage:
-    """Pure: the pool's usage from listed nodes and pods."""
+def _matches(pod: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
+    pod_labels = pod.get("metadata", {}).get("labels") or {}
+    return bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items())
+
+
+def usage(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]], resource: str,
+          ours: Mapping[str, str] | None = None) -> PoolUsage:
+    """Pure: the pool's usage from listed nodes and pods; `ours` selects one owner's pods."""
     usable = [n for n in nodes if _node_usable(n)]
     names = {n["metadata"]["name"] for n in usable}
     allocatable = sum(quantity(n.get("status", {}).get("allocatable", {}).get(resource, 0)) for n in usable)
-    requested = sum(
-        pod_request(p, resource) for p in pods
-        if p.get("spec", {}).get("nodeName") in names
-        and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
-    )
-    return PoolUsage(nodes=len(usable), allocatable=allocatable, requested=requested)
+    bound = [p for p in pods
+             if p.get("spec", {}).get("nodeName") in names
+             and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
+    requested = sum(pod_request(p, resource) for p in bound)
+    held = sum(pod_request(p, resource) for p in bound if _matches(p, ours or {}))
+    return PoolUsage(nodes=len(usable), allocatable=allocatable, requested=requested, held=held)
 
 
-def read(client: kube.Kube, node_selector: Mapping[str, str], resource: str) -> PoolUsage:
+def read(client: kube.Kube, node_selector: Mapping[str, str], resource: str,
+         ours: Mapping[str, str] | None = None) -> PoolUsage:
     nodes = client.list(kube.NODE, labels=node_selector)
     pods = client.list(kube.POD, fields="status.phase!=Succeeded,status.phase!=Failed")
-    return usage(nodes, pods, resource)
+    return usage(nodes, pods, resource, ours)

@@ -25,10 +25,11 @@ class RevisionPods:
     ready: int
     unschedulable: int
     crash_looping: int
+    restarts: int = 0
     unschedulable_message: str = ""
 
 
-def _ready(pod: Mapping[str, Any]) -> bool:
+def is_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in pod.get("status", {}).get("conditions", []))
 
@@ -42,9 +43,13 @@ def _unschedulable(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _restarts(pod: Mapping[str, Any]) -> int:
+    return sum(int(s.get("restartCount", 0)) for s in pod.get("status", {}).get("containerStatuses") or [])
+
+
 def _crash_looping(pod: Mapping[str, Any]) -> bool:
     statuses = pod.get("status", {}).get("containerStatuses") or []
-    return not _ready(pod) and any(s.get("restartCount", 0) > 0 for s in statuses)
+    return not is_ready(pod) and any(s.get("restartCount", 0) > 0 for s in statuses)
 
 
 def summarize(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> dict[str, RevisionPods]:
@@ -66,9 +71,10 @@ def summarize(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[s
         out[revision] = RevisionPods(
             revision=revision,
             desired=int(item.get("spec", {}).get("replicas", 0)),
-            ready=sum(1 for p in revision_pods if _ready(p)),
+            ready=sum(1 for p in revision_pods if is_ready(p)),
             unschedulable=len(messages),
             crash_looping=sum(1 for p in revision_pods if _crash_looping(p)),
+            restarts=sum(_restarts(p) for p in revision_pods),
             unschedulable_message=messages[0] if messages else "",
         )
     return out

@@ -1,0 +1,108 @@
+"""Histogram bucket arithmetic: quantiles from buckets and the boundary a tail test counts beyond.
+
+Prometheus histograms are binned counts, so a latency (or score) regression is judged on counts
+beyond a bucket boundary rather than on a quantile's interpolated value: buckets are often a
+factor 2 apart, too coarse to resolve a 25 % move of p99, while the share of requests beyond a
+fixed boundary moves several-fold.
+
+CHOOSING THE BOUNDARY WITHOUT BREAKING VALIDITY. The boundary should sit at stable's quantile,
+which is only known from the data. Choosing it from the data being tested would let the test
+peek. Instead the boundary of interval i is chosen from stable's data *before* interval i (a
+predictable choice): every factor of the e-process is then a valid likelihood ratio given the
+past, whatever boundary the past selected, and the product stays a supermartingale. Until stable
+has enough observations (`min_observations`) no boundary is chosen and the interval is skipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+def histogram_quantile(q: float, bounds: ArrayLike, counts: ArrayLike) -> float:
+    """The q-quantile from per-bucket counts, with Prometheus' `histogram_quantile` rules.
+
+    Linear interpolation inside the bucket; the first bucket starts at 0 (if its bound is
+    positive); a quantile in the +Inf bucket is the largest finite bound; no counts give nan.
+
+    histogram_quantile(0.5, [1, 2, inf], [10, 10, 0]) -> 1.0
+    histogram_quantile(0.75, [1, 2, inf], [10, 10, 0]) -> 1.5
+    histogram_quantile(0.99, [1, 2, inf], [10, 10, 5]) -> 2.0
+    """
+    le = np.asarray(bounds, dtype=np.float64)
+    c = np.cumsum(np.asarray(counts, dtype=np.float64))
+    total = float(c[-1]) if c.size else 0.0
+    if total <= 0.0:
+        return float("nan")
+    rank = q * total
+    b = int(np.searchsorted(c, rank, side="left"))
+    b = min(b, le.size - 1)
+    if np.isinf(le[b]):
+        return float(le[-2]) if le.size > 1 else float("nan")
+    start = 0.0 if b == 0 else float(le[b - 1])
+    if b == 0 and le[0] <= 0.0:
+        return float(le[0])
+    below = 0.0 if b == 0 else float(c[b - 1])
+    inside = float(c[b]) - below
+    if inside <= 0.0:
+        return float(le[b])
+    return start + (float(le[b]) - start) * (rank - below) / inside
+
+
+def tail_shares(counts: ArrayLike) -> FloatArray:
+    """Share of observations above each finite bound, per row: shape (..., K) -> (..., K - 1).
+
+    tail_shares([1, 2, 1]) -> [0.75, 0.25]
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    total = c.sum(axis=-1, keepdims=True)
+    above = total - np.cumsum(c, axis=-1)[..., :-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result: FloatArray = np.where(total > 0.0, above / total, np.nan)
+    return result
+
+
+def predictable_boundaries(
+    stable: ArrayLike, tail_mass: float, upper: bool, min_observations: float
+) -> IntArray:
+    """For each interval, the bucket boundary nearest stable's quantile as seen *before* it.
+
+    `stable` is per-interval, per-bucket counts (..., T, K). For an upper tail (`upper`) the
+    chosen boundary index j makes stable's past share above bounds[j] closest to `tail_mass` in
+    log terms; for a lower tail, the share at or below it. -1 where stable had fewer than
+    `min_observations` before the interval (or no usable boundary).
+
+    predictable_boundaries([[90, 9, 1], [90, 9, 1]], 0.1, True, 50) -> [-1, 0]
+    """
+    s = np.asarray(stable, dtype=np.float64)
+    past = np.cumsum(s, axis=-2) - s  # exclusive: data strictly before each interval
+    total = past.sum(axis=-1)
+    shares = tail_shares(past)
+    if not upper:
+        shares = 1.0 - shares
+    with np.errstate(divide="ignore", invalid="ignore"):
+        distance = np.abs(np.log(shares) - np.log(tail_mass))
+    distance = np.where(np.isfinite(distance), distance, np.inf)
+    index = np.argmin(distance, axis=-1)
+    usable = (total >= min_observations) & np.isfinite(np.min(distance, axis=-1))
+    result: IntArray = np.where(usable, index, -1).astype(np.int64)
+    return result
+
+
+def counts_beyond(counts: ArrayLike, boundary: ArrayLike, upper: bool) -> FloatArray:
+    """Per-interval counts beyond each interval's boundary: above it if `upper`, else at or below.
+
+    `counts` (..., T, K), `boundary` (..., T) of indices into the finite bounds; -1 gives 0.
+
+    counts_beyond([[5, 3, 2]], [0], True) -> [5.0]; counts_beyond([[5, 3, 2]], [1], False) -> [8.0]
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    b = np.asarray(boundary, dtype=np.int64)
+    at_or_below = np.cumsum(c, axis=-1)
+    picked = np.take_along_axis(at_or_below, np.maximum(b, 0)[..., None], axis=-1)[..., 0]
+    value = c.sum(axis=-1) - picked if upper else picked
+    result: FloatArray = np.where(b >= 0, value, 0.0)
+    return result

@@ -1,0 +1,70 @@
+"""From evidence to a verdict: the one rule every test applies, and the words that explain it.
+
+A test has two e-processes: one against "no regression" (H0: the canary is within its limit),
+whose crossing of 1/alpha is a FAIL, and one against "a regression" (H0: the canary is beyond
+its limit), whose crossing is a sure PASS. In this order:
+
+1. not enough data (the quality gate)          -> INCONCLUSIVE
+2. the regression test crossed 1/alpha          -> FAIL, at any tick
+3. the no-regression test crossed 1/alpha       -> PASS, at any tick ("faster and surer")
+4. the window is still open                     -> INCONCLUSIVE, collecting evidence
+5. the window closed: the pass rule decides     -> PASS or INCONCLUSIVE
+
+Both e-processes read their running maximum, so a verdict never depends on when it was asked:
+FAIL at the last tick means FAIL at the first tick where the gate was met and the evidence had
+crossed, which is what makes the judges restart-safe and replayable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from modelrollout.api import verdicts as api_verdicts
+from modelrollout.core.analysis import sequential, settings
+
+Verdict = api_verdicts.Verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """The two running maxima of log e-values, and whether the point estimate is within the limit."""
+
+    log_e_fail: float
+    log_e_pass: float
+    estimate_ok: bool
+
+
+def decide(
+    evidence: Evidence, *, alpha: float, window_closed: bool, rule: settings.PassRule
+) -> tuple[Verdict, str]:
+    """The verdict, and a short phrase saying which rule gave it.
+
+    decide(Evidence(5.0, 0.0, False), alpha=0.01, window_closed=False, rule=NOT_FAILED)
+        -> (FAIL, "regression")
+    decide(Evidence(1.0, 0.0, True), alpha=0.01, window_closed=True, rule=NOT_FAILED)
+        -> (PASS, "no evidence of regression")
+    decide(Evidence(1.0, 0.0, False), alpha=0.01, window_closed=True, rule=ESTIMATE)
+        -> (INCONCLUSIVE, "window ended with the estimate beyond the limit")
+    """
+    level = sequential.threshold(alpha)
+    if evidence.log_e_fail >= level:
+        return Verdict.FAIL, "regression"
+    if evidence.log_e_pass >= level:
+        return Verdict.PASS, "surely within the limit"
+    if not window_closed:
+        return Verdict.INCONCLUSIVE, "collecting evidence"
+    if rule is settings.PassRule.NOT_FAILED:
+        return Verdict.PASS, "no evidence of regression"
+    if rule is settings.PassRule.ESTIMATE and evidence.estimate_ok:
+        return Verdict.PASS, "no evidence of regression, estimate within the limit"
+    if rule is settings.PassRule.ESTIMATE:
+        return Verdict.INCONCLUSIVE, "window ended with the estimate beyond the limit"
+    return Verdict.INCONCLUSIVE, "window ended before the confidence sequence cleared the limit"
+
+
+def confidence(alpha: float) -> float:
+    """Coverage of a two-sided confidence sequence built from two one-sided tests at `alpha`.
+
+    confidence(0.005) -> 0.99; confidence(0.025) -> 0.95
+    """
+    return 1.0 - 2.0 * alpha

@@ -1,0 +1,163 @@
+"""Reading a rollout's metrics from Prometheus and judging them into evidence for the core.
+
+For each metric of spec.analysis (or the preset's default set), the query comes from the preset
+or from the metric itself; its samples are read for both tracks over the window the decision
+asked for, and the core's judges turn them into results. A metric that cannot be read is an
+ERROR result with the query and the answer in its reason, never an exception out of a tick.
+Problems that no amount of waiting fixes (an unknown preset metric, an unknown placeholder, a
+missing token Secret) are spec problems: the ModelDeployment becomes Degraded.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import math
+
+from modelrollout import errors
+from modelrollout.adapters.cluster import kube
+from modelrollout.adapters.metrics import presets, prometheus, queries
+from modelrollout.api import analyses, resources, verdicts
+from modelrollout.api import status as api_status
+from modelrollout.core import decision, observation
+from modelrollout.core.analysis import checks, results, settings, slo
+from modelrollout.core.analysis import judges as analysis_judges
+from modelrollout.core.analysis import verdicts as analysis_verdicts
+from modelrollout.runtime import Runtime
+
+
+def _metrics(analysis: analyses.Analysis) -> list[analyses.Metric]:
+    if analysis.metrics:
+        return list(analysis.metrics)
+    return [analyses.Metric.model_validate({"name": name, "compare": {}})
+            for name in presets.DEFAULT_METRICS[analysis.preset]]
+
+
+def _preset_metric(analysis: analyses.Analysis, metric: analyses.Metric, index: int) -> presets.PresetMetric:
+    """The queries of a metric: its own, or its preset's; SpecError naming the field if neither."""
+    found = presets.lookup(analysis.preset, metric.name)
+    if metric.query is None:
+        if found is None:
+            raise errors.SpecError(
+                f"spec.analysis.metrics[{index}].name: the {analysis.preset.value} preset has no metric "
+                f"{metric.name!r} and no query is given; known: {', '.join(presets.known(analysis.preset))}")
+        return found
+    kind = metric.kind or analyses.MetricKind.GAUGE
+    exposure = None
+    if kind is analyses.MetricKind.COUNTS:
+        requests = presets.lookup(analysis.preset, "error-rate")
+        exposure = requests.exposure if requests else None
+        if exposure is None:
+            raise errors.SpecError(f"spec.analysis.metrics[{index}]: a custom counts metric needs the preset's "
+                                   f"request counter, which the {analysis.preset.value} preset does not define")
+    quantile = found.quantile if found else None
+    return presets.PresetMetric(metric.name, kind, metric.query, exposure=exposure, quantile=quantile)
+
+
+def spec_problem(md: resources.ModelDeployment) -> str | None:
+    """What in spec.analysis cannot work whatever the cluster does; None when all is well."""
+    analysis = md.spec.analysis
+    if analysis is None:
+        return None
+    probe = queries.Context("ns", "name", "stable", "rev", "30s")
+    try:
+        for index, metric in enumerate(_metrics(analysis)):
+            found = _preset_metric(analysis, metric, index)
+            for template in (found.query, found.exposure):
+                if template:
+                    queries.render(template, probe)
+            if metric.compare and metric.compare.tolerance >= 1.0:
+                return f"spec.analysis.metrics[{index}].compare.tolerance must be below 1 to be judged"
+            if metric.compare and found.kind is analyses.MetricKind.GAUGE:
+                return (f"spec.analysis.metrics[{index}]: {metric.name} is a gauge, which is judged against its "
+                        "slo only; remove compare")
+    except errors.SpecError as error:
+        return str(error)
+    return None
+
+
+def _check(metric: analyses.Metric, found: presets.PresetMetric) -> checks.MetricCheck:
+    slo_check = checks.Slo(max=metric.slo.max, min=metric.slo.min) if metric.slo else None
+    comparison = None
+    if metric.compare is not None and metric.compare.direction is not analyses.Direction.EITHER:
+        comparison = checks.Comparison(checks.Direction(metric.compare.direction.value), metric.compare.tolerance)
+    elif metric.compare is not None:  # either way is worse: judged as a change of the distribution
+        comparison = checks.Comparison(checks.Direction.LOWER_IS_BETTER, metric.compare.tolerance)
+    return checks.MetricCheck(metric.name, slo=slo_check, compare=comparison, quantile=found.quantile)
+
+
+def _token(runtime: Runtime, md: resources.ModelDeployment) -> str | None:
+    analysis = md.spec.analysis
+    if analysis is None or analysis.prometheus is None or analysis.prometheus.bearer_token_secret is None:
+        return None
+    ref = analysis.prometheus.bearer_token_secret
+    secret = runtime.kube.get(kube.Kind("v1", "Secret", "secrets"), md.metadata.namespace, ref.name)
+    if secret is None or ref.key not in (secret.get("data") or {}):
+        raise errors.SpecError(f"spec.analysis.prometheus.bearerTokenSecret: Secret {ref.name!r} with key "
+                               f"{ref.key!r} not found")
+    return base64.b64decode(secret["data"][ref.key]).decode().strip()
+
+
+def source(runtime: Runtime, md: resources.ModelDeployment) -> prometheus.PrometheusSource:
+    analysis = md.spec.analysis
+    url = analysis.prometheus.address if analysis and analysis.prometheus else runtime.settings.prometheus_url
+    if not url:
+        raise errors.SpecError("spec.analysis.prometheus.address: not given, and the operator has no default "
+                               "(MODELROLLOUT_PROMETHEUS_URL)")
+    return runtime.prometheus.get(url, _token(runtime, md))
+
+
+def _status_entry(result: results.MetricResult, now: datetime.datetime) -> api_status.MetricResult:
+    entry = result.to_status()
+    name = result.metric if result.check in ("compare", "") else f"{result.metric} ({result.check})"
+    interval = entry.get("interval")
+    return api_status.MetricResult.model_validate({
+        **entry, "metric": name, "at": now,
+        "interval": {"lower": interval[0], "upper": interval[1]} if interval and None not in interval else None,
+        "stableSamples": round(result.stable.requests), "canarySamples": round(result.canary.requests),
+    })
+
+
+def _gauge(source_: prometheus.PrometheusSource, metric: analyses.Metric, found: presets.PresetMetric,
+           tracks: prometheus.Tracks, config: settings.AnalysisSettings) -> tuple[results.MetricResult, ...]:
+    if metric.slo is None:
+        return ()
+    query = queries.render(found.query, tracks.context(tracks.candidate_track, tracks.candidate_revision))
+    try:
+        answer = source_.instant(query)
+    except errors.MetricUnavailable as error:
+        return (results.error(metric.name, "slo", str(error)),)
+    values = [float(s["value"][1]) for s in answer if "value" in s]
+    if len(values) != 1 or math.isnan(values[0]):
+        return (results.error(metric.name, "slo", f"query {query!r} answered {len(values)} values, expected one"),)
+    return slo.value(metric.name, values[0], 1, checks.Slo(metric.slo.max, metric.slo.min), config=config)
+
+
+def judge(runtime: Runtime, md: resources.ModelDeployment, window: decision.AnalysisWindow,
+          now: datetime.datetime) -> observation.Evidence:
+    """Evidence for `window`: every metric judged; raises SpecError for unactionable specs only."""
+    analysis = md.spec.analysis or analyses.Analysis()
+    config = settings.AnalysisSettings(alpha=analysis.alpha, min_requests=analysis.min_requests,
+                                       consecutive_error_limit=analysis.failure_limits.consecutive_errors,
+                                       inconclusive_limit=analysis.failure_limits.inconclusive)
+    source_ = source(runtime, md)
+    step = runtime.settings.duration(runtime.settings.sample_step)
+    tracks = prometheus.Tracks(md.metadata.namespace or "", md.metadata.name or "", window.stable_revision,
+                               window.candidate_revision, window.candidate_track.value, window.since, now, step)
+    metrics = _metrics(analysis)
+    pairs = [(m, _preset_metric(analysis, m, i)) for i, m in enumerate(metrics)]
+    metric_checks = [_check(m, found) for m, found in pairs]
+    alpha = analysis_verdicts.alpha_per_test(config, metric_checks)
+    found_results: list[results.MetricResult] = []
+    for (metric, found), check in zip(pairs, metric_checks, strict=True):
+        if found.kind is analyses.MetricKind.GAUGE:
+            found_results += _gauge(source_, metric, found, tracks, config)
+            continue
+        series = source_.counts(found, tracks) if found.kind is analyses.MetricKind.COUNTS \
+            else source_.histogram(found, tracks)
+        found_results += analysis_judges.judge(series, check, alpha=alpha, config=config, window_closed=window.final)
+    verdict = analysis_verdicts.worst(r.verdict for r in found_results) if found_results else verdicts.Verdict.PASS
+    worst = [r.reason for r in found_results if r.verdict is verdict]
+    return observation.Evidence(window=window, verdict=verdict,
+                                metrics=[_status_entry(r, now) for r in found_results],
+                                reason="; ".join(worst[:3]))

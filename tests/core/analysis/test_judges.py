@@ -1,0 +1,176 @@
+"""Canary against stable: worked verdicts, direction and tolerance, data quality, and properties."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from modelrollout.api.verdicts import Verdict
+from modelrollout.core.analysis import checks, judges, samples
+
+LOWER = checks.Comparison(tolerance=0.10)
+HIGHER = checks.Comparison(checks.Direction.HIGHER_IS_BETTER, tolerance=0.10)
+
+
+def counts(stable_requests, stable_errors, canary_requests, canary_errors, intervals=20):
+    one = samples.CountInterval(stable_requests, stable_errors, canary_requests, canary_errors)
+    return samples.CountSamples("error-rate", (one,) * intervals)
+
+
+@pytest.mark.parametrize(
+    "series, comparison, closed, expected",
+    [
+        (counts(1000, 10, 100, 3), LOWER, False, Verdict.FAIL),  # 3x the errors
+        (counts(1000, 10, 100, 1), LOWER, False, Verdict.INCONCLUSIVE),  # equal, window still open
+        (counts(1000, 10, 100, 1), LOWER, True, Verdict.PASS),  # equal, window closed: no evidence
+        (counts(1000, 10, 50, 1), LOWER, False, Verdict.INCONCLUSIVE),  # 2x, but only 1 event a look
+        (counts(1000, 100, 100, 3), HIGHER, False, Verdict.FAIL),  # successes fell to a third
+        (counts(1000, 10, 100, 3), HIGHER, True, Verdict.PASS),  # more of a good thing is fine
+        (counts(1000, 10, 10, 3, intervals=5), LOWER, False, Verdict.INCONCLUSIVE),  # 50 canary requests
+    ],
+)
+def test_compare_counts_worked_examples(series, comparison, closed, expected):
+    result = judges.compare_counts(series, comparison, alpha=0.01, window_closed=closed)
+    assert result.verdict is expected, result.reason
+
+
+def test_a_fail_reports_its_evidence():
+    result = judges.compare_counts(counts(1000, 10, 100, 3), LOWER, alpha=0.01)
+    assert (result.stable.value, result.canary.value, result.ratio) == pytest.approx((0.01, 0.03, 3.0))
+    lo, hi = result.interval
+    assert 1.1 < lo < 3.0 < hi
+    assert result.p_value < 0.01 and result.e_value > 100
+    assert result.samples == 22000 and result.window.intervals == 20
+    assert "regression" in result.reason and "tolerance 1.1" in result.reason
+
+
+def test_a_large_sure_improvement_passes_before_the_window_ends():
+    result = judges.compare_counts(counts(1000, 100, 1000, 10, intervals=40), LOWER, alpha=0.01)
+    assert result.verdict is Verdict.PASS
+    assert result.interval[1] < 1.1
+
+
+def test_status_is_json_with_camel_case_keys():
+    status = judges.compare_counts(counts(1000, 10, 100, 3), LOWER, alpha=0.01).to_status()
+    assert json.loads(json.dumps(status, allow_nan=False)) == status
+    assert {"metric", "verdict", "stable", "canary", "ratio", "interval", "eValue", "pValue", "samples",
+            "reason"} <= status.keys()
+    assert status["verdict"] == "Fail"
+
+
+def test_an_unreadable_series_is_an_error_never_a_verdict():
+    broken = samples.CountSamples("error-rate", error="prometheus: connection refused")
+    result = judges.compare_counts(broken, LOWER, alpha=0.01, window_closed=True)
+    assert result.verdict is Verdict.ERROR and "connection refused" in result.reason
+    assert result.to_status()["pValue"] is None
+
+
+def test_dropped_intervals_are_reported_and_ignored():
+    good = samples.CountInterval(1000, 10, 100, 1)
+    bad = samples.CountInterval(1000, 10, 100, math.nan)
+    reset = samples.CountInterval(-5, 10, 100, 1)
+    result = judges.compare_counts(samples.CountSamples("e", (good, bad, reset) * 5), LOWER, alpha=0.01,
+                                   window_closed=True)
+    assert (result.window.intervals, result.window.dropped) == (5, 10)
+    assert result.verdict is Verdict.PASS
+
+
+def histogram(stable, canary, intervals=30, bounds=(0.1, 0.2, 0.5, math.inf)):
+    one = samples.HistogramInterval(tuple(stable), tuple(canary))
+    return samples.HistogramSamples("latency", bounds, (one,) * intervals)
+
+
+@pytest.mark.parametrize(
+    "stable, canary, expected",
+    [
+        ([800, 190, 9, 1], [80, 19, 1, 0], Verdict.INCONCLUSIVE),  # same shape
+        ([800, 190, 9, 1], [60, 25, 12, 3], Verdict.FAIL),  # canary's tail is 15x heavier
+    ],
+)
+def test_compare_tail_worked_examples(stable, canary, expected):
+    result = judges.compare_tail(histogram(stable, canary), checks.Comparison(tolerance=0.2), 0.99, alpha=0.01)
+    assert result.verdict is expected, result.reason
+    assert "le 0.2" in result.reason or "le 0.5" in result.reason
+
+
+def test_judge_runs_every_test_a_check_asks_for():
+    check = checks.MetricCheck("error-rate", slo=checks.Slo(max=0.05, min=0.0), compare=LOWER)
+    found = judges.judge(counts(1000, 10, 100, 3), check, alpha=0.003)
+    assert [r.check for r in found] == ["slo-max", "slo-min", "compare"]
+    latency = checks.MetricCheck("latency", slo=checks.Slo(max=0.5), compare=LOWER, quantile=0.99)
+    found = judges.judge(histogram([800, 190, 9, 1], [80, 19, 1, 0]), latency, alpha=0.005)
+    assert [r.check for r in found] == ["slo-max", "compare"]
+    scores = checks.MetricCheck("score", slo=checks.Slo(max=0.5), compare=LOWER)
+    found = judges.judge(histogram([800, 190, 9, 1], [80, 19, 1, 0]), scores, alpha=0.005)
+    assert [(r.check, r.verdict) for r in found] == [("slo", Verdict.ERROR), ("drift", Verdict.INCONCLUSIVE)]
+
+
+@pytest.mark.parametrize(
+    "comparison, expected",
+    [(checks.Comparison(tolerance=0.1), 1.1), (checks.Comparison(checks.Direction.HIGHER_IS_BETTER, 0.1), 0.9)],
+)
+def test_null_ratio(comparison, expected):
+    assert comparison.null_ratio == pytest.approx(expected)
+
+
+def test_metric_check_counts_its_tests():
+    assert checks.MetricCheck("e", slo=checks.Slo(max=0.01), compare=LOWER).tests == 2
+    assert checks.MetricCheck("e").tests == 0
+
+
+interval = st.tuples(st.integers(0, 2000), st.floats(0.0, 0.2), st.floats(0.02, 0.6))
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(st.lists(interval, min_size=1, max_size=30), st.booleans())
+def test_identical_tracks_never_fail(rows, closed):
+    # Same requests and same errors on both tracks: no regression at any tolerance >= 0.
+    series = samples.CountSamples("e", tuple(
+        samples.CountInterval(n, round(n * p), n, round(n * p)) for n, p, _ in rows))
+    result = judges.compare_counts(series, checks.Comparison(tolerance=0.0), alpha=0.01, window_closed=closed)
+    assert result.verdict is not Verdict.FAIL
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(st.lists(interval, min_size=1, max_size=30), st.integers(1, 30))
+def test_more_canary_errors_never_raise_the_p_value(rows, extra):
+    def series(bump):
+        found = []
+        for n, p, s in rows:
+            canary = max(1, round(n * s))
+            found.append(samples.CountInterval(n, round(n * p), canary, min(canary, round(canary * p) + bump)))
+        return samples.CountSamples("e", tuple(found))
+    p_before = judges.compare_counts(series(0), LOWER, alpha=0.01).p_value
+    p_after = judges.compare_counts(series(extra), LOWER, alpha=0.01).p_value
+    assert p_after <= p_before + 1e-12
+
+
+bad_value = st.sampled_from([math.nan, -1.0, -1e9, math.inf])
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(bad_value, bad_value), min_size=1, max_size=20), st.booleans())
+def test_data_quality_problems_never_fail(values, closed):
+    # Nothing usable in the series: never FAIL, never PASS, whatever the window.
+    series = samples.CountSamples("e", tuple(samples.CountInterval(a, 1.0, 100.0, b) for a, b in values))
+    result = judges.compare_counts(series, LOWER, alpha=0.01, window_closed=closed)
+    assert result.verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_failure_stays_failed_and_a_replay_gives_the_same_answer():
+    # The running maximum makes the p-value non-increasing: healthy data after a proven regression
+    # does not undo it, and recomputing from the same series (a restart) reaches the same result.
+    rng = np.random.default_rng(3)
+    bad = [samples.CountInterval(900, int(rng.binomial(900, 0.01)), 100, int(rng.binomial(100, 0.05)))
+           for _ in range(30)]
+    healthy = [samples.CountInterval(900, 9, 100, 1) for _ in range(60)]
+    first = judges.compare_counts(samples.CountSamples("e", tuple(bad)), LOWER, alpha=0.01)
+    later = judges.compare_counts(samples.CountSamples("e", tuple(bad + healthy)), LOWER, alpha=0.01)
+    replay = judges.compare_counts(samples.CountSamples("e", tuple(bad + healthy)), LOWER, alpha=0.01)
+    assert first.verdict is later.verdict is Verdict.FAIL
+    assert later.p_value <= first.p_value
+    assert later.to_status() == replay.to_status()
