@@ -63,8 +63,8 @@ def cold_build() -> float:
 
 
 def pod_latencies(root: Path, env: dict[str, str]) -> list[float]:
-    kubectl = [line.split("=", 1)[1] for line in (root / "env").read_text().splitlines()
-               if line.startswith("E2E_BIN=")][0] + "/kubectl"
+    kubectl = next(line.split("=", 1)[1] for line in (root / "env").read_text().splitlines()
+                   if line.startswith("E2E_BIN=")) + "/kubectl"
     labels = {"app": "bench"}
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench", "namespace": "default"},
