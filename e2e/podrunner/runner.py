@@ -85,6 +85,8 @@ def eligible(pod: dict[str, Any]) -> tuple[str, int] | None:
     meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
     if meta.get("deletionTimestamp") or status.get("phase") != "Running" or not spec.get("nodeName"):
         return None
+    if (meta.get("labels") or {}).get("app.kubernetes.io/name") == "modelrollout":
+        return None  # the operator's own pod (a Helm install): not a model server
     for container in spec.get("containers", []):
         for port in container.get("ports") or []:
             if port.get("containerPort"):

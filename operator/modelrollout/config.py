@@ -26,6 +26,19 @@ class OperatorConfig(pydantic.BaseModel):
     prometheus_timeout: durations.Duration = "10s"
     """Timeout of one Prometheus query, unless the ModelDeployment sets its own."""
 
+    prometheus_insecure_skip_verify: bool = False
+    """Do not verify the Prometheus server's TLS certificate (for test setups only)."""
+
+    prometheus_ca_file: str | None = None
+    """A CA bundle to verify the Prometheus server's TLS certificate with."""
+
+    prometheus_bearer_token_secret: str | None = None
+    """`namespace/name` of a Secret whose key holds a bearer token for the default Prometheus;
+    read at each query, so a rotated token is picked up without a restart."""
+
+    prometheus_bearer_token_key: str = "token"
+    """The key of that Secret."""
+
     sample_step: durations.Duration = "15s"
     """Resolution of the metric series the judges read: one point per step. At least twice the
     scrape interval, so that every step holds two scrapes."""
@@ -40,6 +53,9 @@ class OperatorConfig(pydantic.BaseModel):
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty: all (cluster-wide)."""
 
+    listen_host: str = "0.0.0.0"
+    """Address the metrics and health endpoints listen on (127.0.0.1 when run outside a pod)."""
+
     metrics_port: int = 8080
     """Port of the operator's own /metrics (0: off)."""
 
@@ -48,6 +64,17 @@ class OperatorConfig(pydantic.BaseModel):
 
     webhook_url: str | None = None
     """Receives a JSON POST on every step, promotion and rollback (optional)."""
+
+    log_level: str = "INFO"
+    """Logging level: DEBUG, INFO, WARNING or ERROR."""
+
+    @pydantic.field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"log level {value!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        return level
 
     def duration(self, value: str) -> datetime.timedelta:
         return durations.parse_duration(value)

@@ -12,8 +12,9 @@ from typing import Any
 import kopf
 
 from modelrollout import config
+from modelrollout.adapters import telemetry
 from modelrollout.api import labels
-from modelrollout.runtime import Runtime
+from modelrollout.runtime import shared
 
 
 @kopf.on.startup()
@@ -27,8 +28,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     settings.watching.client_timeout = 150
     settings.networking.request_timeout = 30
     settings.peering.standalone = True
+    settings.scanning.disabled = True  # no CRD watching: the RBAC grants none, and ours is known
     operator_config = config.OperatorConfig.from_env()
-    memo.runtime = Runtime.build(operator_config)
+    memo.runtime = shared.Runtime.build(operator_config)
+    if operator_config.metrics_port:
+        telemetry.serve(operator_config.metrics_port, operator_config.listen_host)
     memo.asked = {}
     memo.wakeups = {}
     logger.info("modelrollout started: prometheus %s, namespaces %s",
@@ -36,7 +40,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
                 ", ".join(operator_config.namespaces) or "all")
 
 
-def runtime_of(memo: Any) -> Runtime:
+def runtime_of(memo: Any) -> shared.Runtime:
     """The Runtime built at start-up, typed."""
-    runtime: Runtime = memo.runtime
+    runtime: shared.Runtime = memo.runtime
     return runtime

@@ -6,33 +6,3 @@
 
 The kopf handlers call these and nothing else; the decisions themselves are the core's.
 """
-
-from __future__ import annotations
-
-import dataclasses
-
-from modelrollout import config
-from modelrollout.adapters.cluster import kube, workloads
-from modelrollout.adapters.metrics import prometheus
-from modelrollout.adapters.traffic import router, router_for
-from modelrollout.api import routing
-
-
-@dataclasses.dataclass
-class Runtime:
-    """Built once at start-up and kept in kopf's memo."""
-
-    settings: config.OperatorConfig
-    kube: kube.Kube
-    workloads: workloads.Workloads
-    prometheus: prometheus.Sources
-
-    def router(self, provider: routing.Provider) -> router.TrafficRouter:
-        return router_for(provider, self.kube)
-
-    @classmethod
-    def build(cls, settings: config.OperatorConfig, kubeconfig: str | None = None) -> Runtime:
-        client = kube.Kube(kube.load_api_client(kubeconfig))
-        timeout = settings.duration(settings.prometheus_timeout).total_seconds()
-        return cls(settings=settings, kube=client, workloads=workloads.Workloads(client),
-                   prometheus=prometheus.Sources(timeout=timeout))

@@ -21,7 +21,7 @@ from typing import Any
 from modelrollout.adapters.cluster import manifests, workloads
 from modelrollout.api import labels, resources, routing
 from modelrollout.core import decision, revisions
-from modelrollout.runtime import Runtime
+from modelrollout.runtime import shared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _target_port(md: resources.ModelDeployment) -> int | str:
     return md.spec.traffic.target_port
 
 
-def _apply_workload(runtime: Runtime, md: resources.ModelDeployment, owner: manifests.Owner,
+def _apply_workload(runtime: shared.Runtime, md: resources.ModelDeployment, owner: manifests.Owner,
                     sources: Mapping[str, RevisionSource], workload: decision.Workload) -> None:
     source = sources.get(workload.revision)
     if source is None:  # no template any more (e.g. superseded): only its size can change
@@ -71,7 +71,7 @@ def _apply_workload(runtime: Runtime, md: resources.ModelDeployment, owner: mani
                                                  workload.replicas, workload.track, pool))
 
 
-def apply(runtime: Runtime, md: resources.ModelDeployment, plan: decision.Decision,
+def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision.Decision,
           observed: Mapping[str, workloads.RevisionPods]) -> None:
     """Makes the cluster match `plan` (blocking; run it in a worker thread)."""
     owner = owner_of(md)

@@ -23,7 +23,7 @@ from modelrollout.core import decision, observation
 from modelrollout.core.analysis import checks, results, settings, slo
 from modelrollout.core.analysis import judges as analysis_judges
 from modelrollout.core.analysis import verdicts as analysis_verdicts
-from modelrollout.runtime import Runtime
+from modelrollout.runtime import shared
 
 
 def _metrics(analysis: analyses.Analysis) -> list[analyses.Metric]:
@@ -86,19 +86,33 @@ def _check(metric: analyses.Metric, found: presets.PresetMetric) -> checks.Metri
     return checks.MetricCheck(metric.name, slo=slo_check, compare=comparison, quantile=found.quantile)
 
 
-def _token(runtime: Runtime, md: resources.ModelDeployment) -> str | None:
+SECRET = kube.Kind("v1", "Secret", "secrets")
+
+
+def _secret_value(runtime: shared.Runtime, namespace: str | None, name: str, key: str, field: str) -> str:
+    secret = runtime.kube.get(SECRET, namespace, name)
+    if secret is None or key not in (secret.get("data") or {}):
+        raise errors.SpecError(f"{field}: Secret {namespace}/{name} with key {key!r} not found")
+    return base64.b64decode(secret["data"][key]).decode().strip()
+
+
+def _token(runtime: shared.Runtime, md: resources.ModelDeployment) -> str | None:
     analysis = md.spec.analysis
-    if analysis is None or analysis.prometheus is None or analysis.prometheus.bearer_token_secret is None:
+    if analysis is not None and analysis.prometheus is not None:
+        ref = analysis.prometheus.bearer_token_secret
+        if ref is None:
+            return None
+        return _secret_value(runtime, md.metadata.namespace, ref.name, ref.key,
+                             "spec.analysis.prometheus.bearerTokenSecret")
+    default = runtime.settings.prometheus_bearer_token_secret
+    if not default:
         return None
-    ref = analysis.prometheus.bearer_token_secret
-    secret = runtime.kube.get(kube.Kind("v1", "Secret", "secrets"), md.metadata.namespace, ref.name)
-    if secret is None or ref.key not in (secret.get("data") or {}):
-        raise errors.SpecError(f"spec.analysis.prometheus.bearerTokenSecret: Secret {ref.name!r} with key "
-                               f"{ref.key!r} not found")
-    return base64.b64decode(secret["data"][ref.key]).decode().strip()
+    namespace, _, name = default.rpartition("/")
+    return _secret_value(runtime, namespace or None, name, runtime.settings.prometheus_bearer_token_key,
+                         "MODELROLLOUT_PROMETHEUS_BEARER_TOKEN_SECRET")
 
 
-def source(runtime: Runtime, md: resources.ModelDeployment) -> prometheus.PrometheusSource:
+def source(runtime: shared.Runtime, md: resources.ModelDeployment) -> prometheus.PrometheusSource:
     analysis = md.spec.analysis
     url = analysis.prometheus.address if analysis and analysis.prometheus else runtime.settings.prometheus_url
     if not url:
@@ -133,7 +147,7 @@ def _gauge(source_: prometheus.PrometheusSource, metric: analyses.Metric, found:
     return slo.value(metric.name, values[0], 1, checks.Slo(metric.slo.max, metric.slo.min), config=config)
 
 
-def judge(runtime: Runtime, md: resources.ModelDeployment, window: decision.AnalysisWindow,
+def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decision.AnalysisWindow,
           now: datetime.datetime) -> observation.Evidence:
     """Evidence for `window`: every metric judged; raises SpecError for unactionable specs only."""
     analysis = md.spec.analysis or analyses.Analysis()

@@ -18,8 +18,7 @@ from modelrollout.adapters.endpoint import smoke
 from modelrollout.api import commands, labels, resources
 from modelrollout.api import status as api_status
 from modelrollout.core import decision, observation
-from modelrollout.runtime import Runtime
-from modelrollout.runtime import judging
+from modelrollout.runtime import judging, shared
 
 
 @dataclasses.dataclass
@@ -42,7 +41,7 @@ def _pods(revisions: dict[str, workloads.RevisionPods]) -> dict[str, observation
     }
 
 
-def _pool(runtime: Runtime, md: resources.ModelDeployment) -> observation.Pool | None:
+def _pool(runtime: shared.Runtime, md: resources.ModelDeployment) -> observation.Pool | None:
     pool = md.spec.gpu_pool
     if pool is None:
         return None
@@ -51,7 +50,7 @@ def _pool(runtime: Runtime, md: resources.ModelDeployment) -> observation.Pool |
     return observation.Pool(allocatable=used.allocatable, requested=used.requested, held=used.held, name=name)
 
 
-def address(runtime: Runtime, md: resources.ModelDeployment, revision: str) -> str | None:
+def address(runtime: shared.Runtime, md: resources.ModelDeployment, revision: str) -> str | None:
     """host:port of one ready pod of a revision, for the smoke test."""
     owner = manifests.Owner(md.metadata.name or "", md.metadata.namespace or "", md.metadata.uid or "")
     pods = runtime.kube.list(kube.POD, owner.namespace, manifests.pod_selector(owner.name, revision))
@@ -80,7 +79,7 @@ def _container_port(pod: dict[str, object], target: int | str) -> int | None:
     return None
 
 
-def _smoke(runtime: Runtime, md: resources.ModelDeployment, revision: str,
+def _smoke(runtime: shared.Runtime, md: resources.ModelDeployment, revision: str,
            now: datetime.datetime) -> api_status.SmokeResult | None:
     test = md.spec.smoke_test
     if test is None:
@@ -109,7 +108,7 @@ def _command(md: resources.ModelDeployment, asked: Asked) -> tuple[commands.Comm
     return command, None
 
 
-def observe(runtime: Runtime, md: resources.ModelDeployment, asked: Asked,
+def observe(runtime: shared.Runtime, md: resources.ModelDeployment, asked: Asked,
             now: datetime.datetime) -> tuple[observation.Observation, dict[str, workloads.RevisionPods]]:
     """The observation for this tick, and the raw per-revision counts the applier needs."""
     owner = manifests.Owner(md.metadata.name or "", md.metadata.namespace or "", md.metadata.uid or "")

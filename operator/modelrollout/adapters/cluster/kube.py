@@ -139,6 +139,11 @@ class Kube:
         return self._request("PATCH", kind.path(namespace, name, "status"), query,
                              body=body, content_type="application/apply-patch+yaml")
 
+    def merge_patch_status(self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]) -> Body | None:
+        """Replaces the listed status fields (null removes one) through the status subresource."""
+        return self._request("PATCH", kind.path(namespace, name, "status"), {"fieldManager": self.field_manager},
+                             body={"status": dict(status)}, content_type="application/merge-patch+json")
+
     def merge_patch(self, kind: Kind, namespace: str | None, name: str, patch: Mapping[str, Any]) -> Body | None:
         return self._request("PATCH", kind.path(namespace, name), {"fieldManager": self.field_manager},
                              body=dict(patch), content_type="application/merge-patch+json")

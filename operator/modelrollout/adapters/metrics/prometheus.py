@@ -26,11 +26,20 @@ import requests
 from prometheus_api_client import exceptions as prometheus_errors
 
 from modelrollout import errors
+from modelrollout.adapters import telemetry
 from modelrollout.adapters.metrics import presets, queries
 from modelrollout.core.analysis import samples
 
 _SERIES_NAME = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
 Points = dict[float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Tls:
+    """How to check the Prometheus server's certificate."""
+
+    insecure_skip_verify: bool = False
+    ca_file: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,28 +62,36 @@ class Tracks:
 class PrometheusSource:
     """One Prometheus server; shared by every ModelDeployment that names the same address."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0, tls: Tls | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         self.url = url
         self.timeout = timeout
-        self.client = prometheus_api_client.PrometheusConnect(url=url, headers=headers, disable_ssl=False)
+        tls = tls or Tls()
+        session = requests.Session()
+        session.verify = tls.ca_file or not tls.insecure_skip_verify
+        self.client = prometheus_api_client.PrometheusConnect(
+            url=url, headers=headers, disable_ssl=tls.insecure_skip_verify, session=session)
 
     def _range(self, query: str, tracks: Tracks) -> list[dict[str, Any]]:
         start = tracks.start + tracks.step  # the first point covers the first whole step
         if start > tracks.end:
             return []
         try:
-            result: list[dict[str, Any]] = self.client.custom_query_range(
-                query, start_time=start, end_time=tracks.end, step=f"{int(tracks.step.total_seconds())}s",
-                timeout=self.timeout)
+            with telemetry.QUERY_SECONDS.time():
+                result: list[dict[str, Any]] = self.client.custom_query_range(
+                    query, start_time=start, end_time=tracks.end, step=f"{int(tracks.step.total_seconds())}s",
+                    timeout=self.timeout)
         except (prometheus_errors.PrometheusApiClientException, requests.RequestException, ValueError) as error:
+            telemetry.QUERY_ERRORS.inc()
             raise errors.MetricUnavailable(f"query {query!r} failed: {error}") from None
         return result
 
     def instant(self, query: str) -> list[dict[str, Any]]:
         try:
-            result: list[dict[str, Any]] = self.client.custom_query(query, timeout=self.timeout)
+            with telemetry.QUERY_SECONDS.time():
+                result: list[dict[str, Any]] = self.client.custom_query(query, timeout=self.timeout)
         except (prometheus_errors.PrometheusApiClientException, requests.RequestException, ValueError) as error:
+            telemetry.QUERY_ERRORS.inc()
             raise errors.MetricUnavailable(f"query {query!r} failed: {error}") from None
         return result
 
@@ -193,14 +210,15 @@ def sources_key(url: str, token: str | None) -> tuple[str, str | None]:
 class Sources:
     """One PrometheusSource per (address, credential), shared across ModelDeployments."""
 
-    def __init__(self, timeout: float = 10.0) -> None:
+    def __init__(self, timeout: float = 10.0, tls: Tls | None = None) -> None:
         self.timeout = timeout
+        self.tls = tls or Tls()
         self._sources: dict[tuple[str, str | None], PrometheusSource] = {}
 
     def get(self, url: str, token: str | None = None) -> PrometheusSource:
         key = sources_key(url, token)
         if key not in self._sources:
-            self._sources[key] = PrometheusSource(key[0], token, self.timeout)
+            self._sources[key] = PrometheusSource(key[0], token, self.timeout, self.tls)
         return self._sources[key]
 
     def known(self) -> Mapping[tuple[str, str | None], PrometheusSource]:

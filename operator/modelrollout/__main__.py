@@ -1,0 +1,21 @@
+"""`python -m modelrollout`: run the operator (the container's entrypoint, and `make run`)."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from modelrollout import config
+
+
+def main() -> None:
+    settings = config.OperatorConfig.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    liveness = f"http://{settings.listen_host}:{settings.health_port}/healthz" if settings.health_port else None
+    kopf.run(standalone=True, clusterwide=not settings.namespaces, namespaces=settings.namespaces,
+             liveness_endpoint=liveness)
+
+
+if __name__ == "__main__":
+    main()

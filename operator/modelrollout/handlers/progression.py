@@ -1,0 +1,133 @@
+"""One daemon per ModelDeployment drives its rollout, one tick at a time.
+
+A tick reads the object, observes the cluster (and, when asked, the metrics and the smoke
+test), asks the core what to do, applies that in a safe order, and writes status and Events.
+Between ticks the daemon sleeps until the core's requeue time, or until the object's spec or
+command annotation changes, whichever comes first. All progress lives in status, so a
+restarted operator resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import Any, cast
+
+import kopf
+import pydantic
+
+from modelrollout import errors
+from modelrollout.adapters import telemetry
+from modelrollout.adapters.cluster import kube
+from modelrollout.api import labels, resources
+from modelrollout.api import status as api_status
+from modelrollout.core import decision, invalid, observation, progression
+from modelrollout.handlers import startup
+from modelrollout.runtime import applying, observing, shared
+
+RETRY_AFTER_S = 5.0
+
+
+def _wakeup(memo: Any, namespace: str, name: str) -> asyncio.Event:
+    wakeups: dict[tuple[str, str], asyncio.Event] = memo.wakeups
+    return wakeups.setdefault((namespace, name), asyncio.Event())
+
+
+def _asked(memo: Any, namespace: str, name: str) -> observing.Asked:
+    asked: dict[tuple[str, str], observing.Asked] = memo.asked
+    return asked.setdefault((namespace, name), observing.Asked())
+
+
+@kopf.on.event("modelrollout.io", "v1alpha1", "modeldeployments")
+def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A changed spec or command annotation wakes the daemon at once (status writes do not)."""
+    meta = body.get("metadata", {})
+    key = (meta.get("generation"), (meta.get("annotations") or {}).get(labels.COMMAND))
+    seen: dict[tuple[str, str], Any] = memo.__dict__.setdefault("seen", {})
+    ident = (meta.get("namespace", ""), meta.get("name", ""))
+    if seen.get(ident) != key:
+        seen[ident] = key
+        _wakeup(memo, *ident).set()
+
+
+@kopf.daemon("modelrollout.io", "v1alpha1", "modeldeployments", id="progression", cancellation_timeout=10.0)
+async def progress(name: str, namespace: str | None, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+                   logger: kopf.Logger, **_: Any) -> None:
+    assert namespace is not None  # ModelDeployments are namespaced
+    runtime = startup.runtime_of(memo)
+    wakeup = _wakeup(memo, namespace, name)
+    asked = _asked(memo, namespace, name)
+    while not stopped:
+        wakeup.clear()
+        try:
+            delay = await tick(runtime, namespace, name, asked, logger)
+        except errors.ClusterUnavailable as error:
+            logger.warning("tick interrupted, retrying in %.0f s: %s", RETRY_AFTER_S, error)
+            delay = RETRY_AFTER_S
+        waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+
+async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observing.Asked,
+               logger: kopf.Logger) -> float:
+    """One step of the rollout; returns the seconds until the next tick at the latest."""
+    idle = runtime.settings.duration(runtime.settings.idle_interval).total_seconds()
+    body = await asyncio.to_thread(runtime.kube.get, kube.MODEL_DEPLOYMENT, namespace, name)
+    if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+        return idle
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        md = resources.ModelDeployment.model_validate(body)
+    except pydantic.ValidationError as error:
+        generation = body.get("metadata", {}).get("generation")
+        await _write_status(runtime, namespace, name, invalid.status(body.get("status"), generation, str(error), now))
+        return idle
+    if asked.analysis is None:  # after a restart: the window the status implies
+        asked.analysis = progression.window(md.spec, md.status, now)
+    seen, revisions = await asyncio.to_thread(observing.observe, runtime, md, asked, now)
+    plan = progression.decide(md.spec, md.status, seen)
+    try:
+        await asyncio.to_thread(applying.apply, runtime, md, plan, revisions)
+        asked.spec_problem = None
+    except errors.ClusterRejected as error:
+        asked.spec_problem = f"the API server refused an object built from the spec: {error}"
+        logger.error("%s", asked.spec_problem)
+        return RETRY_AFTER_S
+    await _write_status(runtime, namespace, name, applying.status_patch(plan)["status"])
+    record(md, seen, plan)
+    subject = kopf.Body(cast(kopf.RawBody, body))
+    for event in plan.events:
+        kopf.event(subject, type=event.type.value, reason=event.reason, message=event.message[:1024])
+    asked.smoke_test, asked.analysis = plan.smoke_test, plan.analysis
+    return _seconds(plan.requeue_after, idle)
+
+
+def record(md: resources.ModelDeployment, seen: observation.Observation, plan: decision.Decision) -> None:
+    """The operator's own metrics for one tick: weight, phase, verdicts, step durations, rollbacks."""
+    namespace, name = md.metadata.namespace or "", md.metadata.name or ""
+    before, after = md.status, plan.status
+    telemetry.CANARY_WEIGHT.labels(namespace, name).set(after.canary_weight or 0)
+    telemetry.set_phase(namespace, name, after.phase.value if after.phase else None)
+    if seen.evidence is not None:
+        for result in seen.evidence.metrics:
+            telemetry.VERDICTS.labels(namespace, name, result.metric, result.verdict.value).inc()
+    moved = (before.current_step, before.canary_revision) != (after.current_step, after.canary_revision)
+    if moved and before.step_started_at is not None and before.canary_revision is not None:
+        seconds = (seen.now - before.step_started_at).total_seconds()
+        telemetry.STEP_DURATION.labels(md.spec.strategy.type.value).observe(max(0.0, seconds))
+    if after.phase is api_status.Phase.ROLLED_BACK and before.phase is not api_status.Phase.ROLLED_BACK:
+        degraded = after.condition(api_status.ConditionType.DEGRADED)
+        telemetry.ROLLBACKS.labels(namespace, name, degraded.reason if degraded else "Unknown").inc()
+
+
+async def _write_status(runtime: shared.Runtime, namespace: str, name: str, status: dict[str, Any]) -> None:
+    await asyncio.to_thread(runtime.kube.merge_patch_status, kube.MODEL_DEPLOYMENT, namespace, name, status)
+
+
+def _seconds(after: datetime.timedelta, idle: float) -> float:
+    return max(0.5, min(idle, after.total_seconds()))
+
