@@ -23,6 +23,7 @@ lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m modelrollout.api.crd --check crds/modeldeployments.yaml
+	$(PY) -m modelrollout.api.crd --check charts/modelrollout/crds/modeldeployments.yaml
 
 unit: setup  ## unit and integration tests of the pure core and adapters
 	$(PY) -m pytest tests -q
@@ -40,6 +41,7 @@ cluster-down: setup  ## stop the e2e world; leaves no process or port behind
 
 crds: setup  ## regenerate crds/ from the pydantic models
 	$(PY) -m modelrollout.api.crd --write crds/modeldeployments.yaml
+	$(PY) -m modelrollout.api.crd --write charts/modelrollout/crds/modeldeployments.yaml
 
 bench: setup  ## every benchmark; tables on stdout, JSON under bench/results/
 	$(PY) -m bench.run_all
