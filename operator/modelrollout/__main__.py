@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import kopf
@@ -12,6 +13,7 @@ from modelrollout import config
 def main() -> None:
     settings = config.OperatorConfig.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    importlib.import_module("modelrollout.handlers")  # registers every handler with kopf
     liveness = f"http://{settings.listen_host}:{settings.health_port}/healthz" if settings.health_port else None
     kopf.run(standalone=True, clusterwide=not settings.namespaces, namespaces=settings.namespaces,
              liveness_endpoint=liveness)

@@ -63,6 +63,9 @@ def _target_port(md: resources.ModelDeployment) -> int | str:
 def _apply_workload(runtime: shared.Runtime, md: resources.ModelDeployment, owner: manifests.Owner,
                     sources: Mapping[str, RevisionSource], workload: decision.Workload) -> None:
     source = sources.get(workload.revision)
+    if workload.snapshot is not None:
+        source = RevisionSource(workload.snapshot.model.model_dump(mode="json", exclude_none=True),
+                                workload.snapshot.template.model_dump(mode="json", exclude_none=True))
     if source is None:  # no template any more (e.g. superseded): only its size can change
         runtime.workloads.scale(owner, workload.revision, workload.replicas)
         return
@@ -85,6 +88,8 @@ def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision
     replica_ratio = md.spec.traffic.provider is routing.Provider.REPLICA_RATIO
     service_names = []
     for workload in plan.workloads:
+        if workload.until is not None:  # retiring: no Service, no traffic
+            continue
         if workload.track is labels.Track.STABLE or workload.revision == plan.traffic.candidate_revision:
             runtime.workloads.apply(manifests.track_service(owner, workload.track, workload.revision, port, target))
             service_names.append(manifests.service_name(owner.name, workload.track))
