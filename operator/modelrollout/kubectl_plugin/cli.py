@@ -81,21 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubectl modelrollout", description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--namespace")
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    # The same options after the verb, as kubectl users type them: `status NAME -n ml`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-n", "--namespace", default=argparse.SUPPRESS)
+    common.add_argument("--kubeconfig", default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="verb", required=True)
-    status_parser = sub.add_parser("status", help="the rollout's steps, weights, pods and evidence")
-    status_parser.add_argument("name")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        added = sub.add_parser(name, help=text, parents=[common])
+        added.add_argument("name")
+        return added
+
+    status_parser = command("status", "the rollout's steps, weights, pods and evidence")
     status_parser.add_argument("-w", "--watch", action="store_true")
     status_parser.add_argument("--interval", type=float, default=2.0)
-    history_parser = sub.add_parser("history", help="finished rollouts")
-    history_parser.add_argument("name")
-    promote_parser = sub.add_parser("promote", help="finish the current pause or analysis step")
-    promote_parser.add_argument("name")
-    promote_parser.add_argument("--full", action="store_true", help="skip the remaining steps")
-    for verb in ("abort", "retry", "pause", "resume"):
-        sub.add_parser(verb, help=f"{verb} the rollout").add_argument("name")
-    undo_parser = sub.add_parser("undo", help="go back to the previous stable revision")
-    undo_parser.add_argument("name")
-    undo_parser.add_argument("--to-revision")
+    command("history", "finished rollouts")
+    command("promote", "finish the current pause or analysis step").add_argument(
+        "--full", action="store_true", help="skip the remaining steps")
+    for name in ("abort", "retry", "pause", "resume"):
+        command(name, f"{name} the rollout")
+    command("undo", "go back to the previous stable revision").add_argument("--to-revision")
     args = parser.parse_args(argv)
     namespace = _namespace(args)
     try:
