@@ -78,10 +78,11 @@ def test_workloads_observe_ready_pending_and_relabel(
     usage = gpu_pool.read(client, {"modelrollout.io/pool": "l4"}, "nvidia.com/gpu")
     assert (usage.nodes, usage.allocatable, usage.requested, usage.free) == (3, 3, 3, 0)
 
-    assert adapter.label_pods(owner, {"cccc333333": labels.Track.STABLE}) == 4
-    assert adapter.label_pods(owner, {"cccc333333": labels.Track.STABLE}) == 0
+    assert adapter.label_pods(owner, {"cccc333333": labels.Track.STABLE}, serving=["cccc333333"]) == 4
+    assert adapter.label_pods(owner, {"cccc333333": labels.Track.STABLE}, serving=["cccc333333"]) == 0
     pods = get_json(kubectl, "pods", "-n", owner.namespace, "-l", f"{labels.REVISION}=cccc333333")["items"]
     assert {p["metadata"]["labels"][labels.TRACK] for p in pods} == {"stable"}
+    assert {p["metadata"]["labels"][manifests.SERVING] for p in pods} == {"true"}
 
     assert adapter.remove_except(owner, keep=[]) == ["cccc333333"]
     eventually(lambda: not adapter.observe(owner), 30, what="the revision removed")

@@ -157,7 +157,8 @@ class FailureLimits(wire.Object):
     """How long an analysis may go without a clear answer before a person is asked."""
 
     consecutive_errors: int = pydantic.Field(default=4, ge=1, le=100)
-    """Intervals in a row in which a metric could not be read; one more fails the step."""
+    """Intervals in a row in which a metric could not be read; one more pauses the rollout (it
+    carries on by itself when the metrics return; an unreadable metric never rolls back)."""
 
     inconclusive: int = pydantic.Field(default=2, ge=0, le=100)
     """Times an analysis that ends without enough evidence is extended by its duration; one more

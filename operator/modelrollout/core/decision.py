@@ -1,7 +1,8 @@
 """What the decision core says the world should look like next; the handlers carry it out.
 
-A Decision names revisions, never templates: the handlers know which pod template belongs to
-which revision (the spec for the newest, the stored revision history for older ones). The
+A Decision names revisions; each workload also carries the revision's snapshot (model and pod
+template: the spec's for the newest, status.stableSpec or status.history for older ones), so
+the handlers need not work out which template belongs to which revision. The
 handlers apply a decision in a fixed, safe order: scale-ups and new workloads first, then
 traffic, then scale-downs and deletions, so traffic never points at a track that is not there.
 """
@@ -22,6 +23,14 @@ class Workload:
     revision: str
     track: labels.Track
     replicas: int
+    snapshot: status.RevisionSnapshot | None = None
+    """The revision's model and pod template, to create or rebuild its Deployment from (the spec's,
+    status.stableSpec, or a promoted revision in status.history). None only for a retiring
+    revision whose template is no longer known: scale its Deployment, never create it."""
+
+    until: datetime.datetime | None = None
+    """Set on a revision that no longer serves and waits out a scale-down delay (status.scaleDowns):
+    it gets no Service and no traffic, and goes at this time."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +81,16 @@ class Event:
 class AnalysisWindow:
     """Asks the handlers to judge `candidate` against `stable` on data from `since` on.
 
+    `since` is when traffic (weighted or mirrored) first reached the candidate on its current
+    track, or when an analyze step began if it had none: the evidence carries across steps
+    (the judges' tests are anytime-valid and spend alpha once per rollout) and restarts at a
+    handover to another track. After a blue-green switch with a post-promotion analysis,
+    `candidate_track` is STABLE: the new revision serves everything and is judged on its SLOs.
+
     `final` marks the last look of an `analyze` step: a result that is still inconclusive then
-    is settled by the analysis settings' limits instead of waiting for more data.
+    is settled by the analysis settings' limits instead of waiting for more data. A PASS before
+    the final look does not end the step (a step lasts at least its duration); a FAIL at any
+    look rolls back.
     """
 
     stable_revision: str

@@ -100,7 +100,11 @@ def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision
         _apply_workload(runtime, md, owner, sources, workload)
     runtime.workloads.remove_except(owner, [w.revision for w in plan.workloads])
     runtime.workloads.remove_services_except(owner, service_names)
-    runtime.workloads.label_pods(owner, {w.revision: w.track for w in plan.workloads})
+    retiring = {w.revision for w in plan.workloads if w.until is not None}
+    serving = {plan.traffic.stable_revision}
+    if plan.traffic.candidate_revision is not None and plan.traffic.canary_weight > 0:
+        serving.add(plan.traffic.candidate_revision)
+    runtime.workloads.label_pods(owner, {w.revision: w.track for w in plan.workloads}, serving - retiring)
 
 
 def status_patch(plan: decision.Decision) -> dict[str, Any]:

@@ -115,18 +115,21 @@ class Workloads:
             if item["metadata"]["name"] not in wanted:
                 self.kube.delete(kube.SERVICE, owner.namespace, item["metadata"]["name"])
 
-    def label_pods(self, owner: manifests.Owner, roles: Mapping[str, labels.Track]) -> int:
-        """Sets each pod's track (and serving) label from its revision's role; returns pods changed."""
+    def label_pods(self, owner: manifests.Owner, roles: Mapping[str, labels.Track], serving: Iterable[str]) -> int:
+        """Sets each pod's track label from its revision's role, and the serving label on the pods
+        of the revisions that answer users; returns how many pods changed."""
+        answering = set(serving)
         changed = 0
         for pod in self.kube.list(kube.POD, owner.namespace, {labels.NAME: owner.name}):
             meta = pod["metadata"]
             current = meta.get("labels", {})
-            role = roles.get(current.get(labels.REVISION, ""))
+            revision = current.get(labels.REVISION, "")
+            role = roles.get(revision)
             if role is None or meta.get("deletionTimestamp"):
                 continue
-            serving = "true" if role in (labels.Track.STABLE, labels.Track.CANARY) else "false"
-            if current.get(labels.TRACK) != role.value or current.get(manifests.SERVING) != serving:
+            flag = "true" if revision in answering else "false"
+            if current.get(labels.TRACK) != role.value or current.get(manifests.SERVING) != flag:
                 self.kube.merge_patch(kube.POD, owner.namespace, meta["name"],
-                                      {"metadata": {"labels": {labels.TRACK: role.value, manifests.SERVING: serving}}})
+                                      {"metadata": {"labels": {labels.TRACK: role.value, manifests.SERVING: flag}}})
                 changed += 1
         return changed
