@@ -45,11 +45,18 @@ def loopback(host: str) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m e2e.modelserver", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, help="port to listen on (required unless --sample)")
-    p.add_argument("--host", type=loopback, default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    p.add_argument("--in-container", action="store_true",
+                   help="running as a pod's container (kind): any address, the pod's network is its own")
     p.add_argument("--sample", type=int, metavar="N", help="print N request bodies and exit")
     p.add_argument("--noise", type=float, default=0.05, help="noise of sampled rows, in feature std devs")
     p.add_argument("--seed", type=int, default=None, help="seed for --sample")
     args = p.parse_args(argv)
+    if not args.in_container:
+        try:
+            loopback(args.host)
+        except (argparse.ArgumentTypeError, ValueError) as error:
+            p.error(f"argument --host: {error}")
     if args.sample is None and args.port is None:
         p.error("--port is required")
     return args

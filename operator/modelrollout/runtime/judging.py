@@ -54,11 +54,15 @@ def _preset_metric(analysis: analyses.Analysis, metric: analyses.Metric, index: 
     return presets.PresetMetric(metric.name, kind, metric.query, exposure=exposure, quantile=quantile)
 
 
-def spec_problem(md: resources.ModelDeployment) -> str | None:
+def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment) -> str | None:
     """What in spec.analysis cannot work whatever the cluster does; None when all is well."""
     analysis = md.spec.analysis
     if analysis is None:
         return None
+    try:
+        _token(runtime, md)
+    except errors.SpecError as error:
+        return str(error)
     probe = queries.Context("ns", "name", "stable", "rev", "30s")
     try:
         for index, metric in enumerate(_metrics(analysis)):

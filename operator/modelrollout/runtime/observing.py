@@ -114,7 +114,7 @@ def observe(runtime: shared.Runtime, md: resources.ModelDeployment, asked: Asked
     owner = manifests.Owner(md.metadata.name or "", md.metadata.namespace or "", md.metadata.uid or "")
     seen = runtime.workloads.observe(owner)
     command, command_error = _command(md, asked)
-    problem = asked.spec_problem or judging.spec_problem(md)
+    problem = asked.spec_problem or judging.spec_problem(runtime, md)
     evidence = None
     if asked.analysis is not None and problem is None:
         try:
