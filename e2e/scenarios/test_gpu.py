@@ -63,7 +63,7 @@ def test_blue_green_holds_when_the_pool_cannot_hold_both_versions(
 
     held = eventually(holding, 60, what="InsufficientCapacity")
     message = next(c for c in held["conditions"] if c["type"] == "Progressing")["message"]
-    assert "2 more" in message and "nvidia.com/gpu" in message, message
+    assert message.endswith("2 missing") and "nvidia.com/gpu" in message, message
     assert held["phase"] == "Progressing" and held["stableRevision"] != held.get("canaryRevision")
     assert then.route_weights(kubectl, namespace, name) in ({f"{name}-stable": 100},
                                                             {f"{name}-stable": 100, f"{name}-preview": 0})

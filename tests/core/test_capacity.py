@@ -40,7 +40,7 @@ def test_the_budget_of_a_spec_reads_the_pool() -> None:
     pool = observation.Pool(allocatable=16, requested=12, held=8, name="a100")
     budget = capacity.budget(spec, pool)
     assert (budget.cap, budget.per_pod, budget.free, budget.pool) == (6, 2, 4, "a100")
-    assert budget.shortfall(4) == "needs 8 more nvidia.com/gpu, 4 free in pool a100"
+    assert budget.shortfall(4) == "needs 8 more nvidia.com/gpu, 4 free in pool a100: 4 missing"
     assert budget.pending(2, "canary") == "2 canary pods Pending: needs 4 more nvidia.com/gpu, 4 free in pool a100"
 
 

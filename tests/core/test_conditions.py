@@ -52,7 +52,7 @@ def derived(**facts: object) -> dict[str, tuple[str, str]]:
     "facts, expected",
     [
         (
-            {"hold": "needs 8 more nvidia.com/gpu, 4 free in pool a100", "capacity": True},
+            {"hold": "needs 8 more nvidia.com/gpu, 4 free in pool a100: 4 missing", "capacity": True},
             {
                 "Ready": ("True", "Serving"),
                 "Progressing": ("True", "InsufficientCapacity"),

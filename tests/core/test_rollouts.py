@@ -232,7 +232,7 @@ def test_blue_green_without_room_holds_with_the_missing_gpus() -> None:
     assert made.status.phase is Phase.PROGRESSING
     progressing = made.status.condition(ConditionType.PROGRESSING)
     assert progressing is not None and progressing.reason == "InsufficientCapacity"
-    assert progressing.message == "needs 8 more nvidia.com/gpu, 4 free in pool a100"
+    assert progressing.message == "needs 8 more nvidia.com/gpu, 4 free in pool a100: 4 missing"
     assert len(made.workloads) == 2 and made.workloads[1].replicas == 0
     w.gpus = 16
     w.settle()

@@ -63,13 +63,15 @@ class Budget:
     def shortfall(self, pods: int) -> str:
         """Why `pods` more pods do not fit, in numbers.
 
-            Budget(4, 4, 2, free=4, pool="a100").shortfall(4) -> "needs 8 more nvidia.com/gpu, 4 free in pool a100"
+            Budget(4, 4, 2, free=4, pool="a100").shortfall(4)
+                -> "needs 8 more nvidia.com/gpu, 4 free in pool a100: 4 missing"
         """
         if not self.counted:
             return f"needs room for {pods} more pods"
         needed = self.gpus(pods)
         if self.free is not None and (self.max_extra is None or self.free < self.max_extra):
-            return f"needs {needed} more {self.resource}, {self.free} free in pool {self.pool}"
+            return (f"needs {needed} more {self.resource}, {self.free} free in pool {self.pool}: "
+                    f"{needed - self.free} missing")
         return f"needs {needed} more {self.resource}, gpuPool.maxExtraGPUs allows {self.max_extra}"
 
     def pending(self, pods: int, track: str) -> str:
