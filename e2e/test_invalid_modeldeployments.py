@@ -66,7 +66,9 @@ def test_the_server_fills_in_defaults(kubectl: Kubectl, namespace: str) -> None:
 
 def test_a_full_status_is_stored_unpruned_and_shown(kubectl: Kubectl, namespace: str) -> None:
     status = yaml.safe_load((CORPUS / "valid" / "status.yaml").read_text())
-    kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "shadow.yaml"))
+    body = yaml.safe_load((REPO / "examples" / "shadow.yaml").read_text())
+    body["metadata"]["labels"] = {"modelrollout.io/ignore": "true"}  # a running operator leaves it alone
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body))
     patch = json.dumps({"status": status})
     kubectl("patch", "mdep", "shadow", "-n", namespace, "--subresource=status", "--type=merge", "-p", patch)
     stored = json.loads(kubectl("get", "mdep", "shadow", "-n", namespace, "-o", "json").stdout)["status"]

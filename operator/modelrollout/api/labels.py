@@ -37,6 +37,10 @@ FINALIZER = "modelrollout.io/finalizer"
 STORAGE_PREFIX = "modelrollout.io"
 """Prefix of kopf's progress and diff-base annotations."""
 
+IGNORE = "modelrollout.io/ignore"
+"""Label that takes a ModelDeployment out of the operator's hands (any value): nothing is read,
+written or rolled out for it until the label goes. For maintenance and for tests of the API alone."""
+
 RPS = "e2e.modelrollout.io/rps"
 """Annotation read by the e2e load generator: requests per second to send to this model."""
 

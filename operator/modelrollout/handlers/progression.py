@@ -38,7 +38,7 @@ def _asked(memo: Any, namespace: str, name: str) -> observing.Asked:
     return asked.setdefault((namespace, name), observing.Asked())
 
 
-@kopf.on.event("modelrollout.io", "v1alpha1", "modeldeployments")
+@kopf.on.event("modelrollout.io", "v1alpha1", "modeldeployments", labels={labels.IGNORE: kopf.ABSENT})
 def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A changed spec or command annotation wakes the daemon at once (status writes do not)."""
     meta = body.get("metadata", {})
@@ -50,7 +50,8 @@ def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         _wakeup(memo, *ident).set()
 
 
-@kopf.daemon("modelrollout.io", "v1alpha1", "modeldeployments", id="progression", cancellation_timeout=10.0)
+@kopf.daemon("modelrollout.io", "v1alpha1", "modeldeployments", id="progression", cancellation_timeout=10.0,
+             labels={labels.IGNORE: kopf.ABSENT})
 async def progress(name: str, namespace: str | None, memo: kopf.Memo, stopped: kopf.DaemonStopped,
                    logger: kopf.Logger, **_: Any) -> None:
     assert namespace is not None  # ModelDeployments are namespaced
