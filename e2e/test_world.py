@@ -196,3 +196,51 @@ def test_cluster_up_then_down_leaves_nothing_behind(tmp_path: Path, monkeypatch:
     assert processes_mentioning(str(root)) == []
     assert [p for p in ports.all() if port_in_use(p)] == []
     assert not (root / "env").exists()
+
+
+def _listening_addresses(pids: set[int]) -> list[str]:
+    """host:port of every listening TCP socket the given processes hold (from /proc)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                address, port = fields[1].split(":")
+                found.append(f"{address}:{int(port, 16)}")
+    return found
+
+
+def _children(pid: int) -> set[int]:
+    out = {pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) in out:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def test_nothing_listens_beyond_loopback(world: WorldInfo, kubectl: Kubectl, namespace: str) -> None:
+    labels = {"app": "probe", "modelrollout.io/name": "probe", "modelrollout.io/track": "stable"}
+    apply(kubectl, namespace, deployment("probe", 1, labels))  # a model server runs too
+    eventually(lambda: len([p for p in pods(kubectl, namespace, "app=probe") if ready(p)]) == 1, 60,
+               what="a ready model server")
+    run = Layout.default().run
+    pids: set[int] = set()
+    for pid_file in run.glob("*.pid"):
+        pids |= _children(int(pid_file.read_text()))
+    addresses = _listening_addresses(pids)
+    assert len(addresses) >= 8  # etcd, apiserver, controller-manager, scheduler, kwok, prometheus, ...
+    loopback = ("0100007F:", "00000000000000000000000001000000:")  # 127.0.0.1 and ::1 as /proc writes them
+    assert [a for a in addresses if not a.startswith(loopback)] == []
