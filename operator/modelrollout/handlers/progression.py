@@ -19,6 +19,7 @@ import pydantic
 from modelrollout import errors
 from modelrollout.adapters import telemetry
 from modelrollout.adapters.cluster import kube
+from modelrollout.adapters.notify import webhook
 from modelrollout.api import labels, resources
 from modelrollout.api import status as api_status
 from modelrollout.core import decision, invalid, observation, progression
@@ -103,6 +104,10 @@ async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observ
     subject = kopf.Body(cast(kopf.RawBody, body))
     for event in plan.events:
         kopf.event(subject, type=event.type.value, reason=event.reason, message=event.message[:1024])
+    if runtime.webhook is not None and plan.events:
+        revision = plan.status.canary_revision or plan.status.stable_revision
+        runtime.webhook.send([webhook.Notification(namespace, name, revision, e.type.value, e.reason, e.message, now)
+                              for e in plan.events])
     asked.smoke_test, asked.analysis = plan.smoke_test, plan.analysis
     return _seconds(plan.requeue_after, idle)
 

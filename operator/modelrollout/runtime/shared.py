@@ -8,6 +8,7 @@ import dataclasses
 from modelrollout import config
 from modelrollout.adapters.cluster import kube, workloads
 from modelrollout.adapters.metrics import prometheus
+from modelrollout.adapters.notify import webhook
 from modelrollout.adapters.traffic import router, router_for
 from modelrollout.api import routing
 
@@ -20,6 +21,7 @@ class Runtime:
     kube: kube.Kube
     workloads: workloads.Workloads
     prometheus: prometheus.Sources
+    webhook: webhook.Webhook | None = None
 
     def router(self, provider: routing.Provider) -> router.TrafficRouter:
         return router_for(provider, self.kube)
@@ -29,5 +31,6 @@ class Runtime:
         client = kube.Kube(kube.load_api_client(kubeconfig))
         timeout = settings.duration(settings.prometheus_timeout).total_seconds()
         tls = prometheus.Tls(settings.prometheus_insecure_skip_verify, settings.prometheus_ca_file)
+        hook = webhook.Webhook(settings.webhook_url) if settings.webhook_url else None
         return cls(settings=settings, kube=client, workloads=workloads.Workloads(client),
-                   prometheus=prometheus.Sources(timeout=timeout, tls=tls))
+                   prometheus=prometheus.Sources(timeout=timeout, tls=tls), webhook=hook)

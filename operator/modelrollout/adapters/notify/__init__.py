@@ -1,0 +1,1 @@
+"""Adapter: notifications about rollouts to outside receivers."""
