@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import importlib
-import logging
 
 import kopf
 
-from modelrollout import config
+from modelrollout import config, structured_logs
 
 
 def main() -> None:
     settings = config.OperatorConfig.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    structured_logs.configure(settings.log_level, settings.log_format)
     importlib.import_module("modelrollout.handlers")  # registers every handler with kopf
     liveness = f"http://{settings.listen_host}:{settings.health_port}/healthz" if settings.health_port else None
     kopf.run(standalone=True, clusterwide=not settings.namespaces, namespaces=settings.namespaces,

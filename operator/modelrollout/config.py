@@ -65,6 +65,9 @@ class OperatorConfig(pydantic.BaseModel):
     webhook_url: str | None = None
     """Receives a JSON POST on every step, promotion and rollback (optional)."""
 
+    log_format: str = pydantic.Field(default="json", pattern="^(json|text)$")
+    """json: one JSON object per line, with the ModelDeployment and revision; text: for people."""
+
     log_level: str = "INFO"
     """Logging level: DEBUG, INFO, WARNING or ERROR."""
 

@@ -37,11 +37,7 @@ NAMESPACES = {("", "namespaces"): {"list", "watch"}}
 
 # Settings the chart passes that OperatorConfig does not read: the log level (read by __main__,
 # as a Python logging level name) and, until the operator reads them, TLS and the bearer token.
-OUTSIDE_CONFIG = {
-    "MODELROLLOUT_PROMETHEUS_INSECURE_SKIP_VERIFY", "MODELROLLOUT_PROMETHEUS_CA_FILE",
-    "MODELROLLOUT_PROMETHEUS_BEARER_TOKEN_SECRET", "MODELROLLOUT_PROMETHEUS_BEARER_TOKEN_KEY",
-    "MODELROLLOUT_LOG_LEVEL",
-}
+OUTSIDE_CONFIG: set[str] = set()  # every setting the chart passes is one the operator reads
 
 Rule = tuple[str, str, str, str, str]  # (namespace or "*", apiGroup, resource, verb, resourceName or "")
 

@@ -16,7 +16,7 @@ from typing import Any, cast
 import kopf
 import pydantic
 
-from modelrollout import errors
+from modelrollout import errors, structured_logs
 from modelrollout.adapters import telemetry
 from modelrollout.adapters.cluster import kube
 from modelrollout.adapters.notify import webhook
@@ -59,6 +59,7 @@ async def progress(name: str, namespace: str | None, memo: kopf.Memo, stopped: k
     runtime = startup.runtime_of(memo)
     wakeup = _wakeup(memo, namespace, name)
     asked = _asked(memo, namespace, name)
+    structured_logs.CURRENT.set(structured_logs.Subject(namespace, name))
     while not stopped:
         wakeup.clear()
         try:
@@ -90,6 +91,8 @@ async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observ
         return idle
     if asked.analysis is None:  # after a restart: the window the status implies
         asked.analysis = progression.window(md.spec, md.status, now)
+    structured_logs.CURRENT.set(structured_logs.Subject(
+        namespace, name, md.status.canary_revision or md.status.stable_revision))
     seen, revisions = await asyncio.to_thread(observing.observe, runtime, md, asked, now)
     plan = progression.decide(md.spec, md.status, seen)
     try:
