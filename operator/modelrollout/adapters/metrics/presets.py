@@ -36,6 +36,13 @@ class PresetMetric:
     quantile: float | None = None
     """histogram: the quantile an SLO on this metric bounds (p99-latency: 0.99)."""
     description: str = ""
+    batch: str | None = None
+    """The same query for every ModelDeployment at once, grouped by namespace, modeldeployment and
+    revision (and le): one query per tick serves every rollout reading this Prometheus."""
+    batch_exposure: str | None = None
+
+
+BATCH_BY = "namespace,modeldeployment,revision"
 
 
 def _increase(metric: str, extra: str = "", by: str = "") -> str:
@@ -44,33 +51,36 @@ def _increase(metric: str, extra: str = "", by: str = "") -> str:
     return f"sum{grouping}(increase({metric}{{{selector}}}[{{{{interval}}}}]))"
 
 
+def _batched(metric: str, extra: str = "", by: str = "") -> str:
+    grouping = BATCH_BY + ("," + by if by else "")
+    return f"sum by ({grouping}) (increase({metric}{{{extra}}}[{{{{interval}}}}]))"
+
+
+def _counts(name: str, metric: str, bad: str, description: str) -> PresetMetric:
+    return PresetMetric(name, analyses.MetricKind.COUNTS, _increase(metric, bad), exposure=_increase(metric),
+                        description=description, batch=_batched(metric, bad), batch_exposure=_batched(metric))
+
+
 def _latency(name: str, bucket_metric: str, quantile: float | None, description: str) -> PresetMetric:
     return PresetMetric(name, analyses.MetricKind.HISTOGRAM, _increase(bucket_metric, by="le"),
-                        quantile=quantile, description=description)
+                        quantile=quantile, description=description, batch=_batched(bucket_metric, by="le"))
 
 
 def _generic() -> dict[str, PresetMetric]:
-    requests = _increase("model_requests_total")
     metrics = [
-        PresetMetric("error-rate", analyses.MetricKind.COUNTS, _increase("model_requests_total", 'code=~"5.."'),
-                     exposure=requests, description="share of requests answered 5xx"),
+        _counts("error-rate", "model_requests_total", 'code=~"5.."', "share of requests answered 5xx"),
         _latency("p99-latency", "model_request_duration_seconds_bucket", 0.99, "request latency, 99th percentile"),
         _latency("p50-latency", "model_request_duration_seconds_bucket", 0.50, "request latency, median"),
         _latency("latency", "model_request_duration_seconds_bucket", None, "request latency distribution"),
-        PresetMetric("prediction-drift", analyses.MetricKind.HISTOGRAM,
-                     _increase("model_prediction_score_bucket", by="le"), description="distribution of model scores"),
-        PresetMetric("input-drift", analyses.MetricKind.HISTOGRAM,
-                     _increase("model_input_feature_bucket", by="le"), description="distribution of input features"),
+        _latency("prediction-drift", "model_prediction_score_bucket", None, "distribution of model scores"),
+        _latency("input-drift", "model_input_feature_bucket", None, "distribution of input features"),
     ]
     return {m.name: m for m in metrics}
 
 
 def _vllm() -> dict[str, PresetMetric]:
-    requests = _increase("vllm:request_success_total")
     metrics = [
-        PresetMetric("error-rate", analyses.MetricKind.COUNTS,
-                     _increase("vllm:request_success_total", 'finished_reason="abort"'),
-                     exposure=requests, description="share of requests aborted"),
+        _counts("error-rate", "vllm:request_success_total", 'finished_reason="abort"', "share of requests aborted"),
         _latency("time-to-first-token", "vllm:time_to_first_token_seconds_bucket", 0.99, "TTFT, 99th percentile"),
         _latency("time-per-output-token", "vllm:time_per_output_token_seconds_bucket", 0.99,
                  "TPOT, 99th percentile"),

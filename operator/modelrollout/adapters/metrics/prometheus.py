@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import math
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,8 @@ from modelrollout.adapters.metrics import presets, queries
 from modelrollout.core.analysis import samples
 
 _SERIES_NAME = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+DEFAULT_LOOKBACK = datetime.timedelta(hours=3)
+"""How far back the shared per-tick queries reach; an analysis that began earlier reads its own."""
 Points = dict[float, float]
 
 
@@ -62,10 +65,14 @@ class Tracks:
 class PrometheusSource:
     """One Prometheus server; shared by every ModelDeployment that names the same address."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0, tls: Tls | None = None) -> None:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0, tls: Tls | None = None,
+                 lookback: datetime.timedelta = DEFAULT_LOOKBACK) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         self.url = url
         self.timeout = timeout
+        self.lookback = lookback
+        self._batches: dict[tuple[str, float, float], list[dict[str, Any]]] = {}
+        self._batch_lock = threading.Lock()
         tls = tls or Tls()
         session = requests.Session()
         session.verify = tls.ca_file or not tls.insecure_skip_verify
@@ -95,9 +102,9 @@ class PrometheusSource:
             raise errors.MetricUnavailable(f"query {query!r} failed: {error}") from None
         return result
 
-    def _single(self, query: str, tracks: Tracks) -> Points:
+    @staticmethod
+    def _single(query: str, series: list[dict[str, Any]]) -> Points:
         """The one series a per-track query must return, as {timestamp: value}."""
-        series = self._range(query, tracks)
         if len(series) > 1:
             labels = [s.get("metric", {}) for s in series[:3]]
             raise errors.MetricUnavailable(
@@ -105,15 +112,55 @@ class PrometheusSource:
                 "aggregate it with sum(...)")
         return _points(query, series[0]["values"]) if series else {}
 
-    def _by_le(self, query: str, tracks: Tracks) -> dict[float, Points]:
+    @staticmethod
+    def _by_le(query: str, series: list[dict[str, Any]]) -> dict[float, Points]:
         out: dict[float, Points] = {}
-        for item in self._range(query, tracks):
+        for item in series:
             le = item.get("metric", {}).get("le")
             if le is None:
                 raise errors.MetricUnavailable(f"histogram query {query!r} returned a series without le: "
                                                f"{item.get('metric')}; group it with sum by (le)")
             out[_bound(le, query)] = _points(query, item["values"])
         return out
+
+    def _batch(self, template: str, tracks: Tracks) -> list[dict[str, Any]] | None:
+        """The shared answer of a batched query for the step-aligned window ending now, or None when
+        this rollout's analysis began before the shared window (it then reads its own series)."""
+        step = tracks.step.total_seconds()
+        end = math.floor(tracks.end.timestamp() / step) * step
+        start = end - self.lookback.total_seconds()
+        if tracks.start.timestamp() < start or end <= tracks.start.timestamp():
+            return None
+        query = queries.render(template, queries.Context("", "", "", "", f"{int(step)}s"))
+        key = (query, end, step)
+        with self._batch_lock:
+            if key not in self._batches:
+                window = dataclasses.replace(
+                    tracks, start=datetime.datetime.fromtimestamp(start - step, datetime.UTC),
+                    end=datetime.datetime.fromtimestamp(end, datetime.UTC))
+                self._batches = {k: v for k, v in self._batches.items() if k[1] >= end}  # drop older ticks
+                self._batches[key] = self._range(query, window)
+            return self._batches[key]
+
+    @staticmethod
+    def _picked(series: list[dict[str, Any]], tracks: Tracks, revision: str, query: str) -> list[dict[str, Any]]:
+        """The series of one revision out of a batched answer, trimmed to the analysis window."""
+        first = tracks.start.timestamp() + tracks.step.total_seconds()
+        out = []
+        for item in series:
+            labels = item.get("metric", {})
+            if (labels.get("namespace"), labels.get("modeldeployment"), labels.get("revision")) == (
+                    tracks.namespace, tracks.name, revision):
+                values = [v for v in item.get("values", []) if float(v[0]) >= first - 1e-6]
+                out.append({"metric": labels, "values": values})
+        return out
+
+    def _track_series(self, template: str, batch: str | None, tracks: Tracks, track: str,
+                      revision: str) -> list[dict[str, Any]]:
+        shared = self._batch(batch, tracks) if batch else None
+        if shared is not None:
+            return self._picked(shared, tracks, revision, batch or "")
+        return self._range(queries.render(template, tracks.context(track, revision)), tracks)
 
     def missing_series(self, query: str, tracks: Tracks) -> str | None:
         """If the metric a query reads does not exist for this ModelDeployment, says which one."""
@@ -131,9 +178,10 @@ class PrometheusSource:
         try:
             per_track = []
             for track, revision in self._sides(tracks):
-                context = tracks.context(track, revision)
-                exposure = self._single(queries.render(metric.exposure, context), tracks)
-                events = self._single(queries.render(metric.query, context), tracks)
+                exposure = self._single(metric.exposure, self._track_series(
+                    metric.exposure, metric.batch_exposure, tracks, track, revision))
+                events = self._single(metric.query, self._track_series(
+                    metric.query, metric.batch, tracks, track, revision))
                 per_track.append((exposure, events))
             if not per_track[0][0] and not per_track[1][0]:
                 missing = self.missing_series(queries.render(metric.exposure, tracks.context("stable", "")), tracks)
@@ -153,7 +201,7 @@ class PrometheusSource:
 
     def histogram(self, metric: presets.PresetMetric, tracks: Tracks) -> samples.HistogramSamples:
         try:
-            sides = [self._by_le(queries.render(metric.query, tracks.context(track, revision)), tracks)
+            sides = [self._by_le(metric.query, self._track_series(metric.query, metric.batch, tracks, track, revision))
                      for track, revision in self._sides(tracks)]
             if not sides[0] and not sides[1]:
                 missing = self.missing_series(queries.render(metric.query, tracks.context("stable", "")), tracks)

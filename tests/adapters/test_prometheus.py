@@ -1,0 +1,117 @@
+"""The Prometheus adapter against the world's real Prometheus and real model servers."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.fixtures.world import Kubectl, Prometheus, WorldInfo, eventually
+from modelrollout.adapters import telemetry
+from modelrollout.adapters.metrics import presets, prometheus
+from modelrollout.api import analyses
+
+pytestmark = pytest.mark.cluster
+STEP = datetime.timedelta(seconds=10)
+
+
+def servers(namespace: str, name: str, revision: str, rps: int, **env: str) -> list[dict[str, Any]]:
+    labels = {"modelrollout.io/name": name, "modelrollout.io/revision": revision, "modelrollout.io/track": "stable"}
+    container = {"name": "server", "image": "registry.example/modelserver:1.0", "ports": [{"containerPort": 8080}],
+                 "env": [{"name": k, "value": v} for k, v in env.items()]}
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"{name}-{revision}"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": f"{name}-{revision}", "annotations": {"e2e.modelrollout.io/rps": str(rps)}},
+         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}},
+    ]
+
+
+@pytest.fixture(scope="module")
+def traffic(kubectl: Kubectl, prometheus: Prometheus) -> Iterator[tuple[str, datetime.datetime]]:
+    """Two 'ModelDeployments' (a and b), each with two revisions serving traffic; b's new one fails 20 %."""
+    namespace = f"prometheus-adapter-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", namespace)
+    objects = (servers(namespace, "a", "old", 20) + servers(namespace, "a", "new", 20)
+               + servers(namespace, "b", "old", 20) + servers(namespace, "b", "new", 20, FAULT_ERROR_RATE="0.2"))
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
+    query = f'count(model_requests_total{{namespace="{namespace}"}} > 0)'
+    eventually(lambda: (prometheus.scalar(query) or 0) >= 4, 90, what="four revisions scraped with traffic")
+    # On the step grid, so that a rollout's own queries and the shared ones sample the same instants.
+    now = datetime.datetime.now(datetime.UTC).timestamp()
+    since = datetime.datetime.fromtimestamp(now - now % STEP.total_seconds(), datetime.UTC)
+    eventually(lambda: datetime.datetime.now(datetime.UTC) - since > datetime.timedelta(seconds=45), 60,
+               what="45 s of data")
+    yield namespace, since
+    kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def tracks(namespace: str, name: str, since: datetime.datetime) -> prometheus.Tracks:
+    return prometheus.Tracks(namespace, name, "old", "new", "canary", since, datetime.datetime.now(datetime.UTC), STEP)
+
+
+def queries_made() -> float:
+    return next(s.value for s in telemetry.QUERY_SECONDS.collect()[0].samples if s.name.endswith("_count"))
+
+
+def test_one_batched_query_serves_every_rollout_and_matches_their_own(
+        world: WorldInfo, traffic: tuple[str, datetime.datetime]) -> None:
+    namespace, since = traffic
+    metric = presets.lookup(analyses.Preset.GENERIC, "error-rate")
+    assert metric is not None and metric.batch is not None
+    shared = prometheus.PrometheusSource(world.prometheus_url)
+    own = prometheus.PrometheusSource(world.prometheus_url, lookback=datetime.timedelta(seconds=0))
+
+    before = queries_made()
+    a = shared.counts(metric, tracks(namespace, "a", since))
+    after_a = queries_made()
+    b = shared.counts(metric, tracks(namespace, "b", since))
+    assert queries_made() == after_a, "the second rollout was answered from the shared queries"
+    assert after_a - before == 2  # events and requests, for every rollout and revision at once
+
+    b_own = own.counts(metric, tracks(namespace, "b", since))
+    assert a.error is None and b.error is None and b_own.error is None
+    assert len(b.intervals) >= 3
+    shared_by_end = {i.end: i for i in b.intervals}
+    common = [i for i in b_own.intervals if i.end in shared_by_end]
+    assert common, (b.intervals, b_own.intervals)
+    for mine in common:
+        theirs = shared_by_end[mine.end]
+        assert math.isclose(mine.canary_requests, theirs.canary_requests, rel_tol=1e-9)
+        assert math.isclose(mine.canary_events, theirs.canary_events, rel_tol=1e-9)
+    canary_errors = sum(i.canary_events for i in b.intervals) / sum(i.canary_requests for i in b.intervals)
+    stable_errors = sum(i.stable_events for i in b.intervals) / sum(i.stable_requests for i in b.intervals)
+    assert 0.1 < canary_errors < 0.3 and stable_errors < 0.02
+    assert sum(i.canary_events for i in a.intervals) == 0
+
+
+def test_a_histogram_comes_with_its_buckets(world: WorldInfo, traffic: tuple[str, datetime.datetime]) -> None:
+    namespace, since = traffic
+    metric = presets.lookup(analyses.Preset.GENERIC, "p99-latency")
+    assert metric is not None
+    found = prometheus.PrometheusSource(world.prometheus_url).histogram(metric, tracks(namespace, "a", since))
+    assert found.error is None and found.bounds[-1] == math.inf and len(found.bounds) > 5
+    assert sum(sum(i.canary) for i in found.intervals if not any(math.isnan(v) for v in i.canary)) > 100
+
+
+def test_a_missing_series_is_named(world: WorldInfo, traffic: tuple[str, datetime.datetime]) -> None:
+    namespace, since = traffic
+    metric = presets.lookup(analyses.Preset.VLLM, "time-to-first-token")
+    assert metric is not None
+    found = prometheus.PrometheusSource(world.prometheus_url).histogram(metric, tracks(namespace, "a", since))
+    assert found.error is not None and "vllm:time_to_first_token_seconds_bucket" in found.error
+
+
+def test_an_unreachable_prometheus_is_an_error_not_an_exception(namespace: str) -> None:
+    metric = presets.lookup(analyses.Preset.GENERIC, "error-rate")
+    assert metric is not None
+    since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=2)
+    found = prometheus.PrometheusSource("http://127.0.0.1:9", timeout=2).counts(metric, tracks(namespace, "a", since))
+    assert found.error is not None and "failed" in found.error
