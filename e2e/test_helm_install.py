@@ -27,24 +27,15 @@ import yaml
 
 from e2e.cluster.layout import REPO
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
+from tests.chart import permissions
 
 pytestmark = pytest.mark.cluster
 
 CHART = REPO / "charts" / "modelrollout"
 TOKEN_SECRET = "prometheus-token"
 
-OWNED = {"get", "list", "watch", "create", "patch", "update", "delete"}
-NAMESPACED = {
-    ("modelrollout.io", "modeldeployments"): {"get", "list", "watch", "patch"},
-    ("modelrollout.io", "modeldeployments/status"): {"get", "patch", "update"},
-    ("", "events"): {"create", "patch"},
-    ("apps", "deployments"): OWNED,
-    ("", "services"): OWNED,
-    ("", "pods"): {"get", "list", "watch", "patch"},
-    ("gateway.networking.k8s.io", "httproutes"): OWNED,
-    ("networking.istio.io", "virtualservices"): OWNED,
-}
-CLUSTER_WIDE = {("", "nodes"): {"get", "list", "watch"}, ("", "namespaces"): {"list", "watch"}}
+NAMESPACED = permissions.NAMESPACED
+CLUSTER_WIDE = permissions.merge(permissions.CAPACITY, permissions.NAMESPACES)
 # Granted to every authenticated user by the API server's default roles, not by the chart.
 EVERYONE = {"authorization.k8s.io", "authentication.k8s.io"}
 
@@ -177,9 +168,10 @@ def test_the_crd_is_established(kubectl: Kubectl, installed: Release) -> None:
 
 
 def test_the_operator_has_exactly_the_permissions_it_uses(kubectl: Kubectl, installed: Release) -> None:
-    expected = expand(NAMESPACED | CLUSTER_WIDE) | {("", "secrets", "get", TOKEN_SECRET)}
+    expected = expand(permissions.merge(NAMESPACED, CLUSTER_WIDE)) | {("", "secrets", "get", TOKEN_SECRET)}
     assert granted(kubectl, installed, installed.namespace) == expected
-    assert granted(kubectl, installed, "default") == expand(NAMESPACED | CLUSTER_WIDE), "the token only at home"
+    assert granted(kubectl, installed, "default") == expand(permissions.merge(NAMESPACED, CLUSTER_WIDE)), (
+        "the token only at home")
 
     ns = installed.namespace
     allowed = [
@@ -248,12 +240,13 @@ def test_a_namespaced_release_is_confined_and_uninstall_leaves_nothing(helm: Hel
     release: Release | None = None
     try:
         release = helm.install(namespace, {"watchNamespaces": [watched]})
-        assert granted(kubectl, release, watched) == expand(NAMESPACED) | {
-            ("", "nodes", verb, "") for verb in ("get", "list", "watch")}
+        assert granted(kubectl, release, watched) == expand(permissions.merge(NAMESPACED, permissions.CAPACITY))
         assert can(kubectl, release, "create", "deployments.apps", "-n", watched)
         assert not can(kubectl, release, "create", "deployments.apps", "-n", namespace)
         assert not can(kubectl, release, "patch", "modeldeployments.modelrollout.io", "-n", "default")
         assert can(kubectl, release, "list", "nodes")
+        assert can(kubectl, release, "list", "pods", "--all-namespaces")  # GPUs held by anyone's pods
+        assert not can(kubectl, release, "patch", "pods", "-n", namespace)
         assert not can(kubectl, release, "list", "namespaces")
 
         objects = _objects(helm("get", "manifest", release.name, "--namespace", namespace).stdout)

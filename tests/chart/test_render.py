@@ -14,6 +14,7 @@ import yaml
 
 from modelrollout import config
 from modelrollout.api import labels
+from tests.chart import permissions
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "modelrollout"
@@ -21,22 +22,7 @@ VALUES_DIR = pathlib.Path(__file__).parent / "values"
 VALUES = sorted(VALUES_DIR.glob("*.yaml"))
 RELEASE_NS = "modelrollout"
 
-OWNED = {"get", "list", "watch", "create", "patch", "update", "delete"}
-NAMESPACED = {
-    ("modelrollout.io", "modeldeployments"): {"get", "list", "watch", "patch"},
-    ("modelrollout.io", "modeldeployments/status"): {"get", "patch", "update"},
-    ("", "events"): {"create", "patch"},
-    ("apps", "deployments"): OWNED,
-    ("", "services"): OWNED,
-    ("", "pods"): {"get", "list", "watch", "patch"},
-    ("gateway.networking.k8s.io", "httproutes"): OWNED,
-    ("networking.istio.io", "virtualservices"): OWNED,
-}
-NODES = {("", "nodes"): {"get", "list", "watch"}}
-NAMESPACES = {("", "namespaces"): {"list", "watch"}}
 
-# Settings the chart passes that OperatorConfig does not read: the log level (read by __main__,
-# as a Python logging level name) and, until the operator reads them, TLS and the bearer token.
 OUTSIDE_CONFIG: set[str] = set()  # every setting the chart passes is one the operator reads
 
 Rule = tuple[str, str, str, str, str]  # (namespace or "*", apiGroup, resource, verb, resourceName or "")
@@ -63,9 +49,9 @@ def expand(table: dict[tuple[str, str], set[str]], namespace: str) -> set[Rule]:
 def expected_rules(values: dict[str, Any]) -> set[Rule]:
     watch = values.get("watchNamespaces") or []
     if watch:
-        rules = expand(NODES, "*").union(*(expand(NAMESPACED, ns) for ns in watch))
+        rules = expand(permissions.CAPACITY, "*").union(*(expand(permissions.NAMESPACED, ns) for ns in watch))
     else:
-        rules = expand(NAMESPACED | NODES | NAMESPACES, "*")
+        rules = expand(permissions.merge(permissions.NAMESPACED, permissions.CAPACITY, permissions.NAMESPACES), "*")
     token = values.get("prometheus", {}).get("bearerTokenSecret", {}).get("name")
     if token:
         rules.add((RELEASE_NS, "", "secrets", "get", token))

@@ -89,10 +89,13 @@ them between tracks; it posts Events (kopf does too).
 {{- end -}}
 
 {{/* Cluster-scoped reads: GPU pool capacity, always. */}}
-{{- define "modelrollout.nodeRules" -}}
+{{- define "modelrollout.capacityRules" -}}
 - apiGroups: [""]
   resources: ["nodes"]
   verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list"]
 {{- end -}}
 
 {{/* kopf follows namespaces coming and going when it watches all of them. */}}
