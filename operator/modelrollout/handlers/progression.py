@@ -67,6 +67,11 @@ async def progress(name: str, namespace: str | None, memo: kopf.Memo, stopped: k
         except errors.ClusterUnavailable as error:
             logger.warning("tick interrupted, retrying in %.0f s: %s", RETRY_AFTER_S, error)
             delay = RETRY_AFTER_S
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one tick must not stop this rollout's daemon for long
+            logger.exception("tick failed, retrying in %.0f s", RETRY_AFTER_S)
+            delay = RETRY_AFTER_S
         waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
         try:
             await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import logging
 import math
 
 from modelrollout import errors
@@ -24,6 +25,8 @@ from modelrollout.core.analysis import checks, results, settings, slo
 from modelrollout.core.analysis import judges as analysis_judges
 from modelrollout.core.analysis import verdicts as analysis_verdicts
 from modelrollout.runtime import shared
+
+LOG = logging.getLogger(__name__)
 
 
 def _metrics(analysis: analyses.Analysis) -> list[analyses.Metric]:
@@ -173,7 +176,12 @@ def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decisi
             continue
         series = source_.counts(found, tracks) if found.kind is analyses.MetricKind.COUNTS \
             else source_.histogram(found, tracks)
-        found_results += analysis_judges.judge(series, check, alpha=alpha, config=config, window_closed=window.final)
+        try:
+            found_results += analysis_judges.judge(series, check, alpha=alpha, config=config,
+                                                   window_closed=window.final)
+        except Exception as error:  # a judge's bug must hold the rollout, not stop the operator
+            LOG.exception("judging %s failed", metric.name)
+            found_results.append(results.error(metric.name, "judge", f"judging failed: {error!r}"))
     verdict = analysis_verdicts.worst(r.verdict for r in found_results) if found_results else verdicts.Verdict.PASS
     worst = [r.reason for r in found_results if r.verdict is verdict]
     return observation.Evidence(window=window, verdict=verdict,

@@ -62,6 +62,13 @@ def judge(
     """
     found: list[results.MetricResult] = []
     closed = window_closed
+    if isinstance(series, samples.HistogramSamples) and series.error is None and (
+            len(series.bounds) < 2 or not series.intervals):
+        # No buckets yet (nothing scraped since the window began): too little data, never a verdict.
+        reason = f"{series.metric}: no histogram buckets yet"
+        checks_asked = [("slo", check.slo), ("compare", check.compare)]
+        return tuple(results.MetricResult(metric=check.name, check=name, verdict=Verdict.INCONCLUSIVE, reason=reason)
+                     for name, asked in checks_asked if asked is not None)
     if isinstance(series, samples.CountSamples):
         if check.slo is not None:
             found += slo.rate(series, check.slo, alpha=alpha, config=config, window_closed=closed)
