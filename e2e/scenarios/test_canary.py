@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from e2e.fixtures import given, then, when
+from e2e.fixtures import argocd, given, then, when
 from e2e.fixtures.operator import OperatorProcess
-from e2e.fixtures.world import Kubectl, Prometheus, eventually
+from e2e.fixtures.world import Kubectl, Prometheus, eventually, get_json
 
 pytestmark = pytest.mark.cluster
 
@@ -49,6 +49,7 @@ def test_healthy_canary_promotes(kubectl: Kubectl, namespace: str, operator: Ope
     assert then.route_weights(kubectl, namespace, name) == {f"{name}-stable": 100}
     served = then.requests_by_revision(prometheus, namespace, name)
     assert served.get(candidate, 0) > 0 and served.get(stable, 0) > 0
+    assert argocd.health(get_json(kubectl, "mdep", name, "-n", namespace))["status"] == "Healthy"
 
 
 def test_faulty_canary_rolls_back_before_half_the_traffic(
@@ -81,6 +82,8 @@ def test_faulty_canary_rolls_back_before_half_the_traffic(
     assert degraded["status"] == "True" and "error-rate" in degraded["message"]
     warnings = [e for e in then.events(kubectl, namespace, name) if e["type"] == "Warning"]
     assert any("error-rate" in e["message"] for e in warnings)
+    health = argocd.health(get_json(kubectl, "mdep", name, "-n", namespace))
+    assert health["status"] == "Degraded" and "error-rate" in health["message"], health
 
     # The rejected revision is not tried again while the spec stays the same.
     operator.restart_after_kill()

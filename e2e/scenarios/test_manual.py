@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from e2e.fixtures import given, then, when
+from e2e.fixtures import argocd, given, then, when
 from e2e.fixtures.operator import OperatorProcess
-from e2e.fixtures.world import Kubectl, WorldInfo, eventually
+from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
 
 pytestmark = pytest.mark.cluster
 
@@ -37,6 +37,7 @@ def test_pause_waits_promote_goes_on_abort_rolls_back(
     status = when.plugin(world, "status", name, "-n", namespace)
     assert status.returncode == 0, status.stderr
     assert "pause (until promoted)" in status.stdout and "AwaitingPromotion" in status.stdout
+    assert argocd.health(get_json(kubectl, "mdep", name, "-n", namespace))["status"] == "Suspended"
 
     promoted = when.plugin(world, "promote", name, "-n", namespace)
     assert promoted.returncode == 0, promoted.stderr
