@@ -14,40 +14,13 @@ so a half-applied decision is finished, never left.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from modelrollout.adapters.cluster import manifests, workloads
 from modelrollout.api import labels, resources, routing
-from modelrollout.core import decision, revisions
+from modelrollout.core import decision
 from modelrollout.runtime import shared
-
-
-@dataclasses.dataclass(frozen=True)
-class RevisionSource:
-    """What a revision runs: its model and pod template, as plain JSON."""
-
-    model: dict[str, Any]
-    template: dict[str, Any]
-
-
-def known_revisions(md: resources.ModelDeployment) -> dict[str, RevisionSource]:
-    """Every revision whose pods the operator can (re)build: the spec's, the stable one, history."""
-    known: dict[str, RevisionSource] = {}
-    for entry in md.status.history:
-        if entry.snapshot is not None:
-            known[entry.snapshot.revision] = RevisionSource(
-                entry.snapshot.model.model_dump(mode="json", exclude_none=True),
-                entry.snapshot.template.model_dump(mode="json", exclude_none=True))
-    if md.status.stable_spec is not None:
-        stable = md.status.stable_spec
-        known[stable.revision] = RevisionSource(stable.model.model_dump(mode="json", exclude_none=True),
-                                                stable.template.model_dump(mode="json", exclude_none=True))
-    known[revisions.of(md.spec.model, md.spec.template)] = RevisionSource(
-        md.spec.model.model_dump(mode="json", exclude_none=True),
-        md.spec.template.model_dump(mode="json", exclude_none=True))
-    return known
 
 
 def owner_of(md: resources.ModelDeployment) -> manifests.Owner:
@@ -61,28 +34,25 @@ def _target_port(md: resources.ModelDeployment) -> int | str:
 
 
 def _apply_workload(runtime: shared.Runtime, md: resources.ModelDeployment, owner: manifests.Owner,
-                    sources: Mapping[str, RevisionSource], workload: decision.Workload) -> None:
-    source = sources.get(workload.revision)
-    if workload.snapshot is not None:
-        source = RevisionSource(workload.snapshot.model.model_dump(mode="json", exclude_none=True),
-                                workload.snapshot.template.model_dump(mode="json", exclude_none=True))
-    if source is None:  # no template any more (e.g. superseded): only its size can change
+                    workload: decision.Workload) -> None:
+    if workload.snapshot is None:  # no template any more (e.g. superseded): only its size can change
         runtime.workloads.scale(owner, workload.revision, workload.replicas)
         return
     pool = md.spec.gpu_pool.model_dump(mode="json", by_alias=True, exclude_none=True) if md.spec.gpu_pool else None
-    runtime.workloads.apply(manifests.deployment(owner, workload.revision, source.model, source.template,
-                                                 workload.replicas, workload.track, pool))
+    model = workload.snapshot.model.model_dump(mode="json", exclude_none=True)
+    template = workload.snapshot.template.model_dump(mode="json", exclude_none=True)
+    runtime.workloads.apply(manifests.deployment(owner, workload.revision, model, template, workload.replicas,
+                                                 workload.track, pool))
 
 
 def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision.Decision,
           observed: Mapping[str, workloads.RevisionPods]) -> None:
     """Makes the cluster match `plan` (blocking; run it in a worker thread)."""
     owner = owner_of(md)
-    sources = known_revisions(md)
     ups = [w for w in plan.workloads if w.revision not in observed or w.replicas >= observed[w.revision].desired]
     downs = [w for w in plan.workloads if w not in ups]
     for workload in ups:
-        _apply_workload(runtime, md, owner, sources, workload)
+        _apply_workload(runtime, md, owner, workload)
 
     port, target = md.spec.traffic.port, _target_port(md)
     replica_ratio = md.spec.traffic.provider is routing.Provider.REPLICA_RATIO
@@ -97,7 +67,7 @@ def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision
     runtime.router(md.spec.traffic.provider).apply(owner, md.spec.traffic, plan.traffic)
 
     for workload in downs:
-        _apply_workload(runtime, md, owner, sources, workload)
+        _apply_workload(runtime, md, owner, workload)
     runtime.workloads.remove_except(owner, [w.revision for w in plan.workloads])
     runtime.workloads.remove_services_except(owner, service_names)
     retiring = {w.revision for w in plan.workloads if w.until is not None}
