@@ -16,6 +16,9 @@ pytestmark = pytest.mark.cluster
 
 def judged(steps: list[dict[str, Any]], **env: str) -> Any:
     def change(body: dict[str, Any]) -> None:
+        # No smoke test: one request to a server that fails 5-10 % of its answers would sometimes
+        # roll back before the analysis, and these scenarios are about the analysis.
+        body["spec"].pop("smokeTest", None)
         body["spec"]["strategy"]["canary"]["steps"] = steps
         body["spec"]["analysis"]["metrics"] = [
             {"name": "error-rate", "compare": {"tolerance": 0.1}},
