@@ -44,7 +44,7 @@ def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A changed spec or command annotation wakes the daemon at once (status writes do not)."""
     meta = body.get("metadata", {})
     key = (meta.get("generation"), (meta.get("annotations") or {}).get(labels.COMMAND))
-    seen: dict[tuple[str, str], Any] = memo.__dict__.setdefault("seen", {})
+    seen: dict[tuple[str, str], Any] = memo.seen
     ident = (meta.get("namespace", ""), meta.get("name", ""))
     if seen.get(ident) != key:
         seen[ident] = key
