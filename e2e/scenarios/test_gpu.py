@@ -28,6 +28,12 @@ def free_gpus(kubectl: Kubectl, pool: str) -> int:
     return allocatable - held
 
 
+def foreign_pods(kubectl: Kubectl, pool: str, namespace: str) -> int:
+    names = {n["metadata"]["name"] for n in get_json(kubectl, "nodes", "-l", f"modelrollout.io/pool={pool}")["items"]}
+    pods = get_json(kubectl, "pods", "-A")["items"]
+    return sum(1 for p in pods if p["spec"].get("nodeName") in names and p["metadata"]["namespace"] != namespace)
+
+
 def filler(namespace: str, gpus: int) -> dict[str, Any]:
     """Other work on the pool: `gpus` single-GPU pods that hold capacity."""
     labels = {"app": "filler"}
@@ -49,8 +55,9 @@ def test_blue_green_holds_when_the_pool_cannot_hold_both_versions(
 
     name = given.model_deployment(kubectl, namespace, given.example("blue-green"), rps=40, change=four_replicas)
     then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)
-    # Leave room for 1.5x the replicas: 4 running + 2 free GPUs.
-    eventually(lambda: free_gpus(kubectl, "a100") >= 2, 60, what="other tests' pods gone from the pool")
+    # Leave room for 1.5x the replicas: 4 running + 2 free GPUs. Pods of earlier tests may still be
+    # terminating on the pool; wait until the pool holds only ours, so the count stays put.
+    eventually(lambda: foreign_pods(kubectl, "a100", namespace) == 0, 180, what="other tests' pods gone from the pool")
     kubectl("apply", "-f", "-", input=yaml.safe_dump(filler(namespace, free_gpus(kubectl, "a100") - 2)))
     eventually(lambda: free_gpus(kubectl, "a100") == 2, 60, what="the pool filled to 2 free GPUs")
 
