@@ -4,10 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
 
-.PHONY: help setup lint unit e2e test cluster-up cluster-down crds bench run demo clean
+.PHONY: help system setup lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+system:  ## install Debian's prometheus package (and openssl) if missing; sudo when not root
+	@bash e2e/install-system-packages.sh
 
 setup: $(VENV)/.installed  ## create .venv with the operator and its dev/e2e dependencies
 
@@ -28,12 +31,12 @@ lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 unit: setup  ## unit and integration tests of the pure core and adapters
 	$(PY) -m pytest tests -q
 
-e2e: setup  ## end-to-end tests on the e2e world (started if not running)
+e2e: setup system  ## end-to-end tests on the e2e world (started if not running)
 	$(PY) -m pytest e2e -q
 
 test: lint unit e2e  ## everything CI runs
 
-cluster-up: setup  ## start the e2e world (idempotent); writes .e2e/env
+cluster-up: setup system  ## start the e2e world (idempotent); writes .e2e/env
 	$(PY) -m e2e.cluster up
 
 cluster-down: setup  ## stop the e2e world; leaves no process or port behind
@@ -43,13 +46,17 @@ crds: setup  ## regenerate crds/ from the pydantic models
 	$(PY) -m modelrollout.api.crd --write crds/modeldeployments.yaml
 	$(PY) -m modelrollout.api.crd --write charts/modelrollout/crds/modeldeployments.yaml
 
+argocd-fixtures: setup  ## re-record tests/argocd/fixtures/recorded/ from e2e runs (headers kept)
+	E2E_RECORD_ARGOCD=tests/argocd/fixtures/recorded $(PY) -m pytest -q e2e/scenarios/test_canary.py \
+		e2e/scenarios/test_manual.py -k "healthy or faulty or pause_waits"
+
 bench: setup  ## every benchmark; tables on stdout, JSON under bench/results/
 	$(PY) -m bench.run_all
 
 run: setup  ## run the operator from source against $$KUBECONFIG (default .e2e/kubeconfig)
 	KUBECONFIG=$${KUBECONFIG:-.e2e/kubeconfig} $(PY) -m modelrollout
 
-demo: setup  ## set up everything and roll out one healthy and one faulty version, live
+demo: setup system  ## set up everything and roll out one healthy and one faulty version, live
 	$(PY) -m e2e.demo
 
 clean: cluster-down  ## stop the world and remove local state

@@ -26,7 +26,7 @@ build_kubernetes() {
   for b in "${want[@]}"; do [ -x "$bin/$b" ] || missing=1; done
   [ "$missing" = 0 ] && { log "kubernetes $K8S_VERSION cached"; return; }
   local started=$SECONDS w="$cache/build/k8s-$K8S_VERSION"
-  log "building kubernetes $K8S_VERSION (cold: 10-25 min on 2 cores)"
+  log "building kubernetes $K8S_VERSION (cold: about 5 min on 2 cores)"
   rm -rf "$w" && mkdir -p "$w" && cd "$w"
   go mod init e2e.local/k8sbuild >/dev/null 2>&1
   local gomod staging minor

@@ -38,11 +38,23 @@ def log(message: str) -> None:
 
 
 def build_binaries() -> tuple[Path, Path]:
-    """Runs the (idempotent) build; returns the bin folder and the share folder."""
-    result = subprocess.run(["bash", str(REPO / "e2e/cluster/build.sh")], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StartError(f"building the e2e binaries failed:\n{result.stderr[-4000:]}")
-    bin_dir = Path(result.stdout.strip().splitlines()[-1])
+    """Runs the (idempotent) build; returns the bin folder and the share folder.
+
+    The build's progress lines are passed on as they come: a cold build takes minutes, and a
+    newcomer running `make demo` should see why it is waiting.
+    """
+    process = subprocess.Popen(["bash", str(REPO / "e2e/cluster/build.sh")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None and process.stdout is not None
+    errors = []
+    for line in process.stderr:
+        errors.append(line)
+        if line.startswith("[build"):
+            print(line, end="", flush=True)
+    stdout = process.stdout.read()
+    if process.wait() != 0:
+        raise StartError(f"building the e2e binaries failed:\n{''.join(errors)[-4000:]}")
+    bin_dir = Path(stdout.strip().splitlines()[-1])
     share = Path((bin_dir / "share.path").read_text().strip())
     return bin_dir, share
 
