@@ -124,6 +124,22 @@ def test_p99_tail_a_a_false_rollbacks_hold_alpha():
     assert failed.mean() <= bound(0.05, RUNS)
 
 
+def test_p99_at_the_edge_of_the_tolerance_holds_alpha():
+    # The least favourable canary: every latency exactly 1.1x stable's, with tolerance 0.10 on p99.
+    rng = np.random.default_rng(7)
+    n_s, n_c = traffic(rng)
+    shared = ar1(rng, 0.15)
+    stable = latency_histograms(rng, shared, BOUNDS, n_s)
+    canary = latency_histograms(rng, shared + math.log(1.1), BOUNDS, n_c)
+    x_c, x_s, _ = judges.tail_events(stable, canary, np.asarray(BOUNDS), 0.99, checks.Comparison(tolerance=0.1))
+    failed = share_failures(x_c, x_s, canary.sum(-1), stable.sum(-1), 1.0, 0.05)
+    assert failed.mean() <= bound(0.05, RUNS)
+    # ...while 1.5x slower is caught in most runs: the check above is not vacuous.
+    slow = latency_histograms(rng, shared + math.log(1.5), BOUNDS, n_c)
+    x_c, x_s, _ = judges.tail_events(stable, slow, np.asarray(BOUNDS), 0.99, checks.Comparison(tolerance=0.1))
+    assert share_failures(x_c, x_s, slow.sum(-1), stable.sum(-1), 1.0, 0.05).mean() > 0.5
+
+
 def test_drift_a_a_false_rollbacks_hold_alpha():
     rng = np.random.default_rng(5)
     n_s, n_c = traffic(rng)

@@ -92,3 +92,27 @@ def test_changing_an_interval_never_changes_its_own_boundary(rows, bump):
 )
 def test_counts_beyond(counts, boundary, upper, expected):
     assert list(buckets.counts_beyond(np.array(counts, dtype=float), boundary, upper)) == expected
+
+
+INF = math.inf
+
+
+@pytest.mark.parametrize(
+    "value, upper, expected",
+    [
+        (1.5, True, 5.0 + 4.0),  # half of (1, 2] plus the +Inf bucket
+        (2.0, True, 4.0),  # on a bound: exact
+        (0.5, False, 5.0),  # the first bucket starts at 0
+        (1.0, False, 10.0),
+        (3.0, True, 4.0),  # inside +Inf: the whole bucket, on either side
+        (3.0, False, 24.0),
+    ],
+)
+def test_counts_beyond_value_interpolates_like_histogram_quantile(value, upper, expected):
+    assert list(buckets.counts_beyond_value([[10, 10, 4]], [1, 2, INF], [value], upper)) == [expected]
+
+
+def test_counts_beyond_value_overstates_a_falling_tail():
+    # Density falling across (1, 2]: 8 observations in (1, 1.5], 2 in (1.5, 2]; the linear share
+    # above 1.5 (5) is more than the true 2, the safe side for stable's count.
+    assert buckets.counts_beyond_value([[0, 10, 0]], [1, 2, INF], [1.5], True)[0] >= 2.0

@@ -5,6 +5,15 @@ beyond a bucket boundary rather than on a quantile's interpolated value: buckets
 factor 2 apart, too coarse to resolve a 25 % move of p99, while the share of requests beyond a
 fixed boundary moves several-fold.
 
+A TOLERANCE ON THE VALUE, NOT ON THE SHARE. "p99 may be 10 % slower" says that the canary's
+share above a boundary b may be as large as stable's share above b / 1.1. The canary's count
+above b is exact (b is a bucket bound); stable's count above b / 1.1 falls inside a bucket and
+is interpolated linearly there, as `histogram_quantile` does (`counts_beyond_value`). In the tail
+the density falls across a bucket, so the linear share is *larger* than the true one: stable's
+count is overstated, which only makes the canary look better. The share itself would be the
+wrong scale: a 2 % move of p99 moves the share above it by 10 % or more, which pods of one
+version differ by from minute to minute.
+
 CHOOSING THE BOUNDARY WITHOUT BREAKING VALIDITY. The boundary should sit at stable's quantile,
 which is only known from the data. Choosing it from the data being tested would let the test
 peek. Instead the boundary of interval i is chosen from stable's data *before* interval i (a
@@ -105,4 +114,35 @@ def counts_beyond(counts: ArrayLike, boundary: ArrayLike, upper: bool) -> FloatA
     picked = np.take_along_axis(at_or_below, np.maximum(b, 0)[..., None], axis=-1)[..., 0]
     value = c.sum(axis=-1) - picked if upper else picked
     result: FloatArray = np.where(b >= 0, value, 0.0)
+    return result
+
+
+def counts_beyond_value(counts: ArrayLike, bounds: ArrayLike, value: ArrayLike, upper: bool) -> FloatArray:
+    """Per-interval counts above `value` (`upper`) or at or below it, linear inside its bucket.
+
+    `counts` (..., T, K) with `bounds` (K,) ending in +Inf; `value` broadcasts against (..., T).
+    The first bucket starts at 0 when its bound is positive, as in `histogram_quantile`. A value
+    whose bucket has no finite width (the +Inf bucket, or a first bound <= 0) counts the whole
+    bucket on the asked side: the larger count, the safe side for the stable track it is used for.
+
+    counts_beyond_value([[10, 10, 0]], [1, 2, inf], [1.5], True) -> [5.0]
+    counts_beyond_value([[10, 10, 0]], [1, 2, inf], [0.5], False) -> [5.0]
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    le = np.asarray(bounds, dtype=np.float64)
+    v = np.broadcast_to(np.asarray(value, dtype=np.float64), c.shape[:-1])
+    lower = np.concatenate([[0.0 if le[0] > 0.0 else -np.inf], le[:-1]])
+    k = np.minimum(np.searchsorted(le, v, side="left"), le.size - 1)  # lower[k] < v <= le[k]
+    width = le[k] - lower[k]
+    sized = np.isfinite(width) & (width > 0.0)
+    safe_width = np.where(sized, width, 1.0)
+    share_above = np.where(sized, np.clip((le[k] - v) / safe_width, 0.0, 1.0), 1.0)
+    share_below = np.where(sized, np.clip((v - lower[k]) / safe_width, 0.0, 1.0), 1.0)
+    cumulative = np.cumsum(c, axis=-1)
+    inside = np.take_along_axis(c, k[..., None], axis=-1)[..., 0]
+    up_to_bucket = np.take_along_axis(cumulative, k[..., None], axis=-1)[..., 0]
+    if upper:
+        result: FloatArray = cumulative[..., -1] - up_to_bucket + inside * share_above
+    else:
+        result = up_to_bucket - inside + inside * share_below
     return result

@@ -4,9 +4,10 @@ Numbers in, a `MetricResult` out. Three comparisons, all on the conditional-bino
 of `sequential` (events split between the tracks in proportion to each interval's traffic):
 
 - `compare_counts`: an event rate (errors per request). Events are the errors.
-- `compare_tail`: a quantile of a histogram (p99 latency). Events are the observations beyond
-  stable's quantile bucket boundary, chosen predictably (see `buckets`); the tolerance applies
-  to the share beyond it.
+- `compare_tail`: a quantile of a histogram (p99 latency). Events are the canary's observations
+  beyond stable's quantile bucket boundary b, chosen predictably, and stable's beyond b scaled
+  back by the tolerance (b / 1.1 for "10 % slower"), so the tolerance is on the value, as people
+  mean it (see `buckets`).
 - `compare_distributions`: equality in distribution (prediction-score or input drift). At every
   bucket boundary, events are the observations on the boundary's rarer side (chosen from the
   pooled data before each interval); both directions; the e-process is the average over
@@ -39,6 +40,7 @@ from modelrollout.core.analysis import (
 )
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
 Verdict = api_verdicts.Verdict
 
 #: Stable observations needed before a tail boundary is chosen, in units of 1 / tail share
@@ -117,6 +119,26 @@ def compare_counts(
     )
 
 
+def tail_events(
+    stable: FloatArray, canary: FloatArray, bounds: FloatArray, quantile: float, comparison: checks.Comparison,
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Per-interval events of the tail test on (..., T, K) histograms: canary's, stable's, boundary.
+
+    The canary's events are its observations beyond the predictable boundary b (above it for
+    lower-is-better); stable's are its observations beyond b / null_ratio, so that "canary's
+    quantile at most null_ratio times stable's" becomes "canary's share beyond b at most stable's
+    beyond b / null_ratio": a ratio of 1 is the tolerance. Intervals without a boundary have none.
+    """
+    upper = comparison.upward
+    tail = 1.0 - quantile if upper else quantile
+    boundary = buckets.predictable_boundaries(stable, tail, upper, BOUNDARY_OBSERVATIONS / tail)
+    has = boundary >= 0
+    scaled = bounds[np.maximum(boundary, 0)] / comparison.null_ratio
+    x_c = buckets.counts_beyond(canary, boundary, upper)
+    x_s = np.where(has, buckets.counts_beyond_value(stable, bounds, scaled, upper), 0.0)
+    return x_c, x_s, boundary
+
+
 def compare_tail(
     series: samples.HistogramSamples,
     comparison: checks.Comparison,
@@ -126,33 +148,35 @@ def compare_tail(
     config: settings.AnalysisSettings = settings.DEFAULT,
     window_closed: bool = False,
 ) -> results.MetricResult:
-    """Does the canary put more observations beyond stable's `quantile` boundary than tolerated?
+    """Is the canary's `quantile` beyond stable's by more than the tolerance (on the value)?
 
     For lower-is-better the bad side is above the boundary (slow requests); for higher-is-better
-    it is below. The tolerance is on the share beyond the boundary, canary over stable.
+    it is below. See `tail_events` for how the tolerance becomes a comparison of counts.
     """
     if series.error is not None:
         return results.error(series.metric, "compare", f"cannot read {series.metric}: {series.error}")
     data = quality.histograms(series)
     upper = comparison.upward
-    tail = 1.0 - quantile if upper else quantile
-    boundary = buckets.predictable_boundaries(data.stable, tail, upper, BOUNDARY_OBSERVATIONS / tail)
-    x_c = buckets.counts_beyond(data.canary, boundary, upper)
-    x_s = buckets.counts_beyond(data.stable, boundary, upper)
+    x_c, x_s, boundary = tail_events(data.stable, data.canary, data.bounds, quantile, comparison)
     n_c, n_s = data.canary.sum(axis=-1), data.stable.sum(axis=-1)
     stable = _track(n_s, x_s, buckets.histogram_quantile(quantile, data.bounds, data.stable.sum(axis=0)))
     canary = _track(n_c, x_c, buckets.histogram_quantile(quantile, data.bounds, data.canary.sum(axis=0)))
     has = boundary >= 0  # intervals with a boundary: the only ones the shares count
     chosen = boundary[has]
-    where = f"le {results.number(float(data.bounds[chosen[-1]]))}" if chosen.size else "no boundary yet"
     side = "above" if upper else "at or below"
     name = f"p{_percent(quantile)}"
+    if chosen.size:
+        at = float(data.bounds[chosen[-1]])
+        where = (f"canary {_share(x_c, n_c * has)} {side} {results.number(at)} vs stable "
+                 f"{_share(x_s, n_s * has)} {side} {results.number(at / comparison.null_ratio)}")
+    else:
+        where = "no boundary yet"
     return _compare_shares(
         _Shares(series.metric, "compare", x_c, x_s, n_c, n_s, stable, canary, data.window),
-        theta0=1.0 + comparison.tolerance, upward=True, alpha=alpha, config=config, window_closed=window_closed,
-        subject=(f"canary {name} {results.number(canary.value)} vs stable {results.number(stable.value)}; "
-                 f"share {side} stable's {name} bucket ({where}): canary {_share(x_c, n_c * has)} vs "
-                 f"stable {_share(x_s, n_s * has)}"),
+        theta0=1.0, upward=True, alpha=alpha, config=config, window_closed=window_closed,
+        ratio_of="ratio of those shares",
+        subject=(f"canary {name} {results.number(canary.value)} vs stable {results.number(stable.value)}, "
+                 f"tolerated x{results.number(comparison.null_ratio)}; {where}"),
     )
 
 
@@ -172,7 +196,7 @@ class _Shares:
 
 def _compare_shares(
     shares: _Shares, *, theta0: float, upward: bool, alpha: float,
-    config: settings.AnalysisSettings, window_closed: bool, subject: str,
+    config: settings.AnalysisSettings, window_closed: bool, subject: str, ratio_of: str = "ratio",
 ) -> results.MetricResult:
     """The comparison both count and tail tests share, from events split between the tracks."""
     missing = quality.shortfall(shares.stable.requests, shares.canary.requests,
@@ -192,7 +216,7 @@ def _compare_shares(
     p = sequential.p_value(log_fail)
     level = decisions.confidence(alpha)
     reason = (
-        f"{why}: {subject} (ratio {results.number(ratio)}, {level:.1%} CS "
+        f"{why}: {subject} ({ratio_of} {results.number(ratio)}, {level:.1%} CS "
         f"[{results.number(lo)}, {results.number(hi)}], tolerance {results.number(theta0)}, p={p:.2g})"
     )
     return results.MetricResult(
