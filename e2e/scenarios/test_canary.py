@@ -40,6 +40,8 @@ def test_healthy_canary_promotes(kubectl: Kubectl, namespace: str, operator: Ope
     assert candidate != stable
     eventually(lambda: then.route_weights(kubectl, namespace, name).get(f"{name}-canary") == 10, 90,
                what="10 % to the canary")
+    on_its_way = argocd.health(get_json(kubectl, "mdep", name, "-n", namespace), record_as="e2e-progressing")
+    assert on_its_way["status"] == "Progressing", on_its_way
     eventually(lambda: then.route_weights(kubectl, namespace, name).get(f"{name}-canary") == 50, 150,
                what="50 % to the canary")
 
@@ -52,7 +54,8 @@ def test_healthy_canary_promotes(kubectl: Kubectl, namespace: str, operator: Ope
     assert then.route_weights(kubectl, namespace, name) == {f"{name}-stable": 100}
     served = then.requests_by_revision(prometheus, namespace, name)
     assert served.get(candidate, 0) > 0 and served.get(stable, 0) > 0
-    assert argocd.health(get_json(kubectl, "mdep", name, "-n", namespace))["status"] == "Healthy"
+    healthy = argocd.health(get_json(kubectl, "mdep", name, "-n", namespace), record_as="e2e-succeeded")
+    assert healthy["status"] == "Healthy", healthy
 
 
 def test_faulty_canary_rolls_back_before_half_the_traffic(
@@ -85,7 +88,7 @@ def test_faulty_canary_rolls_back_before_half_the_traffic(
     assert degraded["status"] == "True" and "error-rate" in degraded["message"]
     warnings = [e for e in then.events(kubectl, namespace, name) if e["type"] == "Warning"]
     assert any("error-rate" in e["message"] for e in warnings)
-    health = argocd.health(get_json(kubectl, "mdep", name, "-n", namespace))
+    health = argocd.health(get_json(kubectl, "mdep", name, "-n", namespace), record_as="e2e-rolled-back")
     assert health["status"] == "Degraded" and "error-rate" in health["message"], health
 
     # The rejected revision is not tried again while the spec stays the same.

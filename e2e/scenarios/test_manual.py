@@ -37,7 +37,9 @@ def test_pause_waits_promote_goes_on_abort_rolls_back(
     status = when.plugin(world, "status", name, "-n", namespace)
     assert status.returncode == 0, status.stderr
     assert "pause (until promoted)" in status.stdout and "AwaitingPromotion" in status.stdout
-    assert argocd.health(get_json(kubectl, "mdep", name, "-n", namespace))["status"] == "Suspended"
+    suspended = argocd.health(get_json(kubectl, "mdep", name, "-n", namespace),
+                              record_as="e2e-paused-awaiting-promotion")
+    assert suspended["status"] == "Suspended", suspended
 
     promoted = when.plugin(world, "promote", name, "-n", namespace)
     assert promoted.returncode == 0, promoted.stderr
@@ -51,6 +53,8 @@ def test_pause_waits_promote_goes_on_abort_rolls_back(
     assert done["history"][-1]["outcome"] == "Aborted"
     assert done["lastCommand"]["verb"] == "abort" and done["lastCommand"]["accepted"] is True
     assert then.route_weights(kubectl, namespace, name).get(f"{name}-canary", 0) == 0
+    aborted_health = argocd.health(get_json(kubectl, "mdep", name, "-n", namespace), record_as="e2e-aborted")
+    assert aborted_health["status"] == "Degraded" and "aborted" in aborted_health["message"], aborted_health
 
 
 def test_undo_returns_to_the_previous_revision(

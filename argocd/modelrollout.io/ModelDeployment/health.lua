@@ -51,13 +51,19 @@ if phase == "Pending" or phase == "Progressing" or phase == "Promoting" then
   return hs
 end
 
+-- The operator's message already says why it waits ("...; paused (AwaitingPromotion)"), and
+-- which revisions were rolled back and which serves: repeat the phase, then its words.
+local has_message = status.message ~= nil and status.message ~= ""
+
 if phase == "Paused" then
-  local summary = "Paused"
-  if status.pauseReason ~= nil and status.pauseReason ~= "" then
-    summary = "Paused (" .. tostring(status.pauseReason) .. ")"
-  end
   hs.status = "Suspended"
-  hs.message = with_detail(summary, status.message)
+  if has_message then
+    hs.message = "Paused: " .. tostring(status.message)
+  elseif status.pauseReason ~= nil and status.pauseReason ~= "" then
+    hs.message = "Paused (" .. tostring(status.pauseReason) .. ")"
+  else
+    hs.message = "Paused"
+  end
   return hs
 end
 
@@ -67,8 +73,14 @@ if phase == "Succeeded" then
   return hs
 end
 
+if phase == "RolledBack" and has_message then
+  hs.status = "Degraded"
+  hs.message = "RolledBack: " .. tostring(status.message)
+  return hs
+end
+
 if phase == "RolledBack" then
-  -- The last history entry is the rollout that ended; its outcome says failed or aborted.
+  -- Without the operator's words: the last history entry is the rollout that ended; its outcome says failed or aborted.
   local revision = nil
   local outcome = nil
   if status.history ~= nil and #status.history > 0 then
@@ -92,7 +104,7 @@ if phase == "RolledBack" then
     summary = summary .. "; " .. tostring(status.stableRevision) .. " serves"
   end
   hs.status = "Degraded"
-  hs.message = with_detail(summary, status.message)
+  hs.message = summary
   return hs
 end
 
