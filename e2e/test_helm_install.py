@@ -1,7 +1,7 @@
 """The Helm chart installed into the real control plane.
 
-The image cannot run here (kwok fakes the kubelets, there is no container runtime), so this
-asserts what the chart itself is responsible for: the release installs; the CRD is there and
+These installs leave the operator pod a kwok fake (e2e/test_helm_operator.py has the pod runner
+run it as the operator), and assert what the chart itself is responsible for: the release installs; the CRD is there and
 established; the operator's ServiceAccount has exactly the permissions the operator uses, as the
 API server's authorizer answers them (a SelfSubjectRulesReview and `kubectl auth can-i`), and a
 token of that ServiceAccount authenticates as it; the operator pod is scheduled (kwok reports it

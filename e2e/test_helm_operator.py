@@ -1,11 +1,14 @@
-"""The operator runs with exactly the chart's permissions: after `helm install`, the operator from
-source, authenticated as the chart's ServiceAccount, rolls an example out, and its /metrics shows
-that rollout. (The chart's own pod cannot run here: kwok fakes pods, there is no container runtime.)"""
+"""The chart's own operator pod rolls a model out: after `helm install`, the pod runner runs the
+pod the chart's Deployment made (its command, its env, a token of its ServiceAccount bound to the
+pod), an example ModelDeployment rolls out, the pod's /metrics shows that rollout, and
+`helm uninstall` stops it."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,37 +17,85 @@ from typing import Any
 import pytest
 
 from e2e import test_helm_install
+from e2e.cluster.processes import tail
 from e2e.fixtures import given, then, when
 from e2e.fixtures.operator import OperatorProcess
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually
 
 pytestmark = pytest.mark.cluster
 
+ADDRESS = "e2e.modelrollout.io/address"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChartPod:
+    """The operator as the chart deploys it, running as its pod."""
+
+    namespace: str
+    name: str
+    address: str
+    log: Path
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://{self.address}/metrics", timeout=5) as answer:
+            text: str = answer.read().decode()
+        return text
+
+    def log_tail(self, lines: int) -> str:
+        return tail(self.log, lines)
+
+
+def operator_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
+    pods = json.loads(kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/name=modelrollout",
+                              "-o", "json").stdout)["items"]
+    ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
+                                    for c in p["status"].get("conditions", []))]
+    return ready[0] if len(pods) == 1 and ready else None
+
 
 @pytest.fixture
 def chart_operator(world: WorldInfo, kubectl: Kubectl, operator: OperatorProcess,
-                   tmp_path: Path) -> Iterator[OperatorProcess]:
-    """The session's admin operator stopped; one with the chart's ServiceAccount in its place."""
+                   tmp_path: Path) -> Iterator[ChartPod]:
+    """The session's operator stopped (two must never run at once); the chart's pod in its place."""
+    if world.local is None:
+        pytest.skip("on kind the chart's pod runs in a container; reaching its /metrics needs the local pod runner")
     helm = test_helm_install.Helm(world, tmp_path / "helm")
     namespace = f"chart-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", namespace)
-    release = helm.install(namespace, {})
-    config = test_helm_install.service_account_kubeconfig(world, kubectl, namespace, release.service_account,
-                                                          tmp_path / "kubeconfig")
     operator.stop()
-    restricted = OperatorProcess(dataclasses.replace(world, kubeconfig=config), operator.log_dir)
+    release = None
     try:
-        restricted.start()
-        yield restricted
+        release = helm.install(namespace, {
+            "podAnnotations": {"e2e.modelrollout.io/run": "operator"},
+            "prometheus": {"url": world.prometheus_url},
+            "podAddressAnnotation": ADDRESS,
+            "analysis": {"sampleStep": "10s", "idleInterval": "20s"},
+        })
+        pod = eventually(lambda: operator_pod(kubectl, namespace), 60, what="the chart's operator pod Ready")
+        meta = pod["metadata"]
+        yield ChartPod(namespace, meta["name"], meta["annotations"][ADDRESS],
+                       world.local.layout.logs / "pods" / f"{namespace}_{meta['name']}.log")
+        helm("uninstall", release.name, "--namespace", namespace, "--wait")
+        release = None
+        address = meta["annotations"][ADDRESS]
+        eventually(lambda: not _answers(address), 30, what="the operator process gone after helm uninstall")
     finally:
-        restricted.stop()
-        helm("uninstall", release.name, "--namespace", namespace, "--wait", check=False)
+        if release is not None:
+            helm("uninstall", release.name, "--namespace", namespace, "--wait", check=False)
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         operator.start()
 
 
-def test_chart_permissions_are_enough_to_roll_out_and_metrics_show_it(
-        kubectl: Kubectl, namespace: str, chart_operator: OperatorProcess) -> None:
+def _answers(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def test_the_charts_operator_pod_rolls_out_and_its_metrics_show_it(
+        kubectl: Kubectl, namespace: str, chart_operator: ChartPod) -> None:
     def short(body: dict[str, Any]) -> None:
         body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 20}, {"analyze": {"duration": "20s"}}]
 
@@ -60,5 +111,7 @@ def test_chart_permissions_are_enough_to_roll_out_and_metrics_show_it(
                      r'verdict="Pass"} [1-9]', metrics), metrics[-2000:]
     assert re.search(r'modelrollout_rollouts{phase="Succeeded"} [1-9]', metrics)
     assert re.search(r"modelrollout_analysis_query_seconds_count [1-9]", metrics)
-    # RBAC refusals read 'User "system:serviceaccount:..." cannot <verb> resource ...'.
-    assert not re.search(r"system:serviceaccount:\S+\" cannot", chart_operator.log_tail(2000))
+    log = chart_operator.log_tail(2000)
+    # It is the pod's ServiceAccount talking: RBAC refusals would read 'User "system:serviceaccount:..." cannot'.
+    assert not re.search(r"system:serviceaccount:\S+\" cannot", log)
+    assert f'"namespace": "{namespace}"' in log or namespace in log, "the pod's log shows the rollout"

@@ -1,4 +1,4 @@
-"""The pod runner: every Running pod with a container port becomes a real model-server process.
+"""The pod runner: every Running pod with a container port becomes a real process.
 
 kwok fakes the kubelets, so nothing would otherwise run. This process plays the part of the
 kubelet's container runtime and readiness prober for the e2e world:
@@ -12,6 +12,15 @@ kubelet's container runtime and readiness prober for the e2e world:
   pod, modeldeployment, track and revision; and a table of pods and ports is kept for the
   load generator;
 - a pod that goes away has its process stopped and its files removed.
+
+The operator's own pod (a `helm install` of charts/modelrollout) runs too, as the operator, when
+the pod asks for it with the annotation `e2e.modelrollout.io/run: operator` (chart value
+`podAnnotations`; without it the pod stays a kwok fake, so installs that only check manifests do
+not start a second operator beside the tests' own). The container's command must be
+`python -m modelrollout`, its env is the chart's, and it talks to
+the API server as the pod's ServiceAccount, with a token bound to the pod from the TokenRequest
+API, as a kubelet would mount it. Its ports are moved to free loopback ports (the pod network
+namespace it would have), published in the pod's address annotation.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -44,6 +54,10 @@ TARGET_LABELS = {
 }
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0)
 REPO = Path(__file__).resolve().parents[2]
+OPERATOR_LABEL = ("app.kubernetes.io/name", "modelrollout")
+OPERATOR_COMMAND = ["python", "-m", "modelrollout"]
+RUN_ANNOTATION = ("e2e.modelrollout.io/run", "operator")
+TOKEN_SECONDS = 3600 * 6
 
 
 def _now() -> str:
@@ -69,6 +83,9 @@ class Server:
     labels: dict[str, str]
     seen_running_at: float
     scheduled_at: str | None
+    kind: str = "model"  # "model" (a model server) or "operator" (the chart's operator)
+    health_port: int = 0
+    credentials: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     ready: bool = False
     restarts: int = 0
@@ -80,17 +97,22 @@ class Server:
         return f"{self.namespace}/{self.name}"
 
 
-def eligible(pod: dict[str, Any]) -> tuple[str, int] | None:
-    """The container and port to serve, if this pod should have a running model server."""
+def eligible(pod: dict[str, Any]) -> tuple[str, int, str] | None:
+    """The container, port and kind of process to run, if this pod should have one."""
     meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
     if meta.get("deletionTimestamp") or status.get("phase") != "Running" or not spec.get("nodeName"):
         return None
-    if (meta.get("labels") or {}).get("app.kubernetes.io/name") == "modelrollout":
-        return None  # the operator's own pod (a Helm install): not a model server
+    if (meta.get("labels") or {}).get(OPERATOR_LABEL[0]) == OPERATOR_LABEL[1]:
+        if (meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) != RUN_ANNOTATION[1]:
+            return None
+        for container in spec.get("containers", []):
+            if container.get("command") == OPERATOR_COMMAND:
+                return container["name"], 0, "operator"
+        return None  # an operator pod this runner cannot run: nothing pretends to
     for container in spec.get("containers", []):
         for port in container.get("ports") or []:
             if port.get("containerPort"):
-                return container["name"], int(port["containerPort"])
+                return container["name"], int(port["containerPort"]), "model"
     return None
 
 
@@ -151,7 +173,7 @@ class Runner:
     def reconcile(self) -> None:
         with self.pods_lock:
             pods = dict(self.pods)
-        wanted: dict[str, tuple[dict[str, Any], str, int]] = {}
+        wanted: dict[str, tuple[dict[str, Any], str, int, str]] = {}
         for key, pod in pods.items():
             serving = eligible(pod)
             if serving is not None:
@@ -164,24 +186,27 @@ class Runner:
             self.write_endpoints()
             for server in gone:
                 self.stop(server)
-        for key, (pod, container, _port) in wanted.items():
+        for key, (pod, container, _port, kind) in wanted.items():
             if key not in self.servers:
-                self.servers[key] = self.create(pod, container)
+                self.servers[key] = self.create(pod, container, kind)
             else:
                 self.relabel(self.servers[key], pod)
         for server in self.servers.values():
             self.supervise(server)
         self.write_endpoints()
 
-    def create(self, pod: dict[str, Any], container: str) -> Server:
+    def create(self, pod: dict[str, Any], container: str, kind: str = "model") -> Server:
         meta = pod["metadata"]
         scheduled = next((c.get("lastTransitionTime") for c in pod["status"].get("conditions", [])
                           if c["type"] == "PodScheduled"), None)
         server = Server(
             namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], container=container,
             port=free_port(), env=container_env(pod, container), labels=dict(meta.get("labels") or {}),
-            seen_running_at=time.time(), scheduled_at=scheduled,
+            seen_running_at=time.time(), scheduled_at=scheduled, kind=kind,
         )
+        if kind == "operator":
+            server.health_port = free_port()
+            server.credentials = self.pod_credentials(pod)
         self.launch(server)
         with contextlib.suppress(Exception):
             self.api.patch_namespaced_pod(server.name, server.namespace, {
@@ -196,16 +221,50 @@ class Runner:
             if server.process is not None:
                 self.write_target(server)
 
+    def pod_credentials(self, pod: dict[str, Any]) -> Path:
+        """A kubeconfig with a token of the pod's ServiceAccount, bound to the pod, as a kubelet mounts it."""
+        meta = pod["metadata"]
+        account = pod["spec"].get("serviceAccountName") or "default"
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {
+            "expirationSeconds": TOKEN_SECONDS,
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}}}
+        answer = self.api.create_namespaced_service_account_token(account, meta["namespace"], request)
+        cluster = {"server": self.api.api_client.configuration.host,
+                   "certificate-authority": self.api.api_client.configuration.ssl_ca_cert}
+        kubeconfig = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "pod",
+            "clusters": [{"name": "world", "cluster": cluster}],
+            "users": [{"name": "pod", "user": {"token": answer.status.token}}],
+            "contexts": [{"name": "pod", "context": {"cluster": "world", "user": "pod",
+                                                      "namespace": meta["namespace"]}}],
+        }
+        folder = self.targets.parent.parent.parent / "run" / "pods"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{meta['namespace']}_{meta['name']}.kubeconfig"
+        path.write_text(json.dumps(kubeconfig))
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        return path
+
     def launch(self, server: Server) -> None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")}
         env.update(server.env)
         env["PYTHONUNBUFFERED"] = "1"
+        if server.kind == "operator":
+            command = [sys.executable, "-m", "modelrollout"]
+            env.update({
+                "KUBECONFIG": str(server.credentials),
+                "PYTHONPATH": str(REPO / "operator"),
+                "MODELROLLOUT_METRICS_PORT": str(server.port),
+                "MODELROLLOUT_HEALTH_PORT": str(server.health_port),
+                "MODELROLLOUT_LISTEN_HOST": "127.0.0.1",  # the pod's own network namespace, here
+            })
+        else:
+            command = [sys.executable, "-m", "e2e.modelserver", "--port", str(server.port)]
         log_dir = self.targets.parent.parent.parent / "logs" / "pods"
         log_dir.mkdir(parents=True, exist_ok=True)
         with (log_dir / f"{server.namespace}_{server.name}.log").open("ab") as log:
             server.process = subprocess.Popen(
-                [sys.executable, "-m", "e2e.modelserver", "--port", str(server.port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
             )
         server.ready = False
         server.restart_at = None
@@ -219,14 +278,14 @@ class Runner:
             return
         code = process.poll()
         if code is not None:
-            LOG.info("%s: model server exited with %s", server.key, code)
+            LOG.info("%s: %s exited with %s", server.key, server.kind, code)
             server.process = None
             server.restarts += 1
             server.restart_at = time.monotonic() + BACKOFF_S[min(server.restarts, len(BACKOFF_S)) - 1]
             self.remove_target(server)
             self.set_ready(server, False, exit_code=code)
             return
-        if not server.ready and self.answers(server.port):
+        if not server.ready and self.answers(server.health_port if server.kind == "operator" else server.port):
             self.set_ready(server, True)
             if not server.reported_ready_once:
                 server.reported_ready_once = True
@@ -274,6 +333,8 @@ class Runner:
                 server.process.kill()
                 server.process.wait()
         self.remove_target(server)
+        if server.credentials is not None:
+            server.credentials.unlink(missing_ok=True)
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -281,6 +342,8 @@ class Runner:
         return self.targets / f"{server.namespace}__{server.name}.json"
 
     def write_target(self, server: Server) -> None:
+        if server.kind != "model":
+            return  # the operator's /metrics is scraped through its ServiceMonitor, not as a model
         labels = {"namespace": server.namespace, "pod": server.name}
         for target_label, pod_label in TARGET_LABELS.items():
             if pod_label in server.labels:
@@ -295,7 +358,7 @@ class Runner:
         table = {"pods": [
             {"namespace": s.namespace, "name": s.name, "port": s.port, "labels": s.labels,
              "ready": s.ready and s.process is not None}
-            for s in sorted(self.servers.values(), key=lambda s: s.key)
+            for s in sorted(self.servers.values(), key=lambda s: s.key) if s.kind == "model"
         ]}
         text = json.dumps(table, sort_keys=True)
         if text != self._endpoints_text:

@@ -77,12 +77,15 @@ def tail_shares(counts: ArrayLike) -> FloatArray:
 def predictable_boundaries(
     stable: ArrayLike, tail_mass: float, upper: bool, min_observations: float
 ) -> IntArray:
-    """For each interval, the bucket boundary nearest stable's quantile as seen *before* it.
+    """For each interval, the edge of the bucket holding stable's quantile, as seen *before* it.
 
     `stable` is per-interval, per-bucket counts (..., T, K). For an upper tail (`upper`) the
-    chosen boundary index j makes stable's past share above bounds[j] closest to `tail_mass` in
-    log terms; for a lower tail, the share at or below it. -1 where stable had fewer than
-    `min_observations` before the interval (or no usable boundary).
+    chosen boundary index j is the first bound with stable's past share above it at most
+    `tail_mass` (the upper edge of the p99 bucket, say); for a lower tail, the last bound with
+    the share at or below it at most `tail_mass`. The tail test compares beyond that edge and
+    beyond the edge scaled back by the tolerance, which then falls in or near the quantile's own
+    bucket, where the tail thins out and interpolation is close. -1 where stable had fewer than
+    `min_observations` before the interval (or no bound qualifies).
 
     predictable_boundaries([[90, 9, 1], [90, 9, 1]], 0.1, True, 50) -> [-1, 0]
     """
@@ -90,13 +93,13 @@ def predictable_boundaries(
     past = np.cumsum(s, axis=-2) - s  # exclusive: data strictly before each interval
     total = past.sum(axis=-1)
     shares = tail_shares(past)
-    if not upper:
-        shares = 1.0 - shares
-    with np.errstate(divide="ignore", invalid="ignore"):
-        distance = np.abs(np.log(shares) - np.log(tail_mass))
-    distance = np.where(np.isfinite(distance), distance, np.inf)
-    index = np.argmin(distance, axis=-1)
-    usable = (total >= min_observations) & np.isfinite(np.min(distance, axis=-1))
+    if upper:
+        fits = shares <= tail_mass  # nan (no data) never fits
+        index = np.argmax(fits, axis=-1)
+    else:
+        fits = (1.0 - shares) <= tail_mass
+        index = fits.shape[-1] - 1 - np.argmax(fits[..., ::-1], axis=-1)
+    usable = (total >= min_observations) & fits.any(axis=-1)
     result: IntArray = np.where(usable, index, -1).astype(np.int64)
     return result
 
