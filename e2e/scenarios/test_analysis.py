@@ -22,7 +22,9 @@ def judged(steps: list[dict[str, Any]], **env: str) -> Any:
         body["spec"]["strategy"]["canary"]["steps"] = steps
         body["spec"]["analysis"]["metrics"] = [
             {"name": "error-rate", "compare": {"tolerance": 0.1}},
-            {"name": "p99-latency", "compare": {"tolerance": 0.2}},
+            # p99 may be 5 % slower: the tolerance is on the value, so it sits well below the +50 % to catch
+            # (docs/analysis.md, "Choosing tolerances").
+            {"name": "p99-latency", "compare": {"tolerance": 0.05}},
         ]
         if env:
             server = given.container(body)
