@@ -184,17 +184,15 @@ def _losses(ours: Cells, theirs: Cells) -> tuple[list[str], list[str]]:
     traffic rate is above the target (1 %) is not a usable operating point there: rolling back
     everything detects everything. Its detection at that rate is not counted (second list).
     """
-    lost, unusable = [], []
-    for rps in sorted({key[1] for key in theirs}):
-        aa = theirs.get(("A/A", rps))
-        if aa is not None and aa["false_rollback_rate"] > FALSE_ROLLBACK_TARGET:
-            unusable.append(f"{rps:.0f}")
+    unusable = sorted(rps for (scenario, rps), row in theirs.items()
+                      if scenario == "A/A" and row["false_rollback_rate"] > FALSE_ROLLBACK_TARGET)
+    lost = []
     for key, mine in sorted(ours.items()):
         other = theirs.get(key)
         if other is None:
             continue
         aa_cell = key[0] == "A/A"
-        if not aa_cell and f"{key[1]:.0f}" in unusable:
+        if not aa_cell and key[1] in unusable:
             continue
         field = "false_rollback_rate" if aa_cell else "detection_rate"
         a, b = mine[field], other[field]
@@ -205,7 +203,7 @@ def _losses(ours: Cells, theirs: Cells) -> tuple[list[str], list[str]]:
             worse = their_t is not None and (mine_t is None or their_t < mine_t)
         if worse:
             lost.append(f"{key[0]} at {key[1]:.0f} rps")
-    return lost, unusable
+    return lost, [f"{rps:.0f}" for rps in unusable]
 
 
 def information_bound(world: sim.World, rps: float, factor: float, tolerance: float, alpha: float) -> float | None:

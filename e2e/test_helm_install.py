@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from e2e.cluster import pki
 from e2e.cluster.layout import REPO
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
 from tests.chart import permissions
@@ -91,17 +92,7 @@ def service_account_kubeconfig(world: WorldInfo, kubectl: Kubectl, namespace: st
     admin = yaml.safe_load(world.kubeconfig.read_text())
     current = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
     cluster = next(c for c in admin["clusters"] if c["name"] == current["cluster"])
-    user = f"{namespace}:{service_account}"
-    config = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [cluster],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user, "namespace": namespace}}],
-        "current-context": user,
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
-    return path
+    return pki.write_token_kubeconfig(path, cluster["cluster"], f"{namespace}:{service_account}", token, namespace)
 
 
 def granted(kubectl: Kubectl, release: Release, namespace: str) -> set[Rule]:

@@ -7,8 +7,11 @@ service-account tokens. Made once per world and kept under `.e2e/run/pki`.
 
 from __future__ import annotations
 
+import json
+import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 _SERVER_EXT = (
     "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
@@ -66,3 +69,22 @@ contexts:
   context: {{cluster: modelrollout-e2e, user: admin}}
 current-context: modelrollout-e2e
 """
+
+
+def write_token_kubeconfig(path: Path, cluster: dict[str, Any], user: str, token: str, namespace: str) -> Path:
+    """A kubeconfig that authenticates with a bearer token (a ServiceAccount's), readable by its owner only.
+
+    `cluster` is a kubeconfig cluster entry's body (server, certificate-authority); the context's
+    namespace is `namespace`. JSON is valid YAML, so every client reads it.
+    """
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": user,
+        "clusters": [{"name": "world", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": "world", "user": user, "namespace": namespace}}],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=stat.S_IRUSR | stat.S_IWUSR)
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    path.write_text(json.dumps(config, indent=1))
+    return path

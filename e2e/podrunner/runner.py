@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
+from e2e.cluster import pki
 from e2e.cluster.processes import free_port
 
 LOG = logging.getLogger("pod-runner")
@@ -231,19 +231,9 @@ class Runner:
         answer = self.api.create_namespaced_service_account_token(account, meta["namespace"], request)
         cluster = {"server": self.api.api_client.configuration.host,
                    "certificate-authority": self.api.api_client.configuration.ssl_ca_cert}
-        kubeconfig = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "pod",
-            "clusters": [{"name": "world", "cluster": cluster}],
-            "users": [{"name": "pod", "user": {"token": answer.status.token}}],
-            "contexts": [{"name": "pod", "context": {"cluster": "world", "user": "pod",
-                                                      "namespace": meta["namespace"]}}],
-        }
-        folder = self.targets.parent.parent.parent / "run" / "pods"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{meta['namespace']}_{meta['name']}.kubeconfig"
-        path.write_text(json.dumps(kubeconfig))
-        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-        return path
+        path = self.targets.parent.parent.parent / "run" / "pods" / f"{meta['namespace']}_{meta['name']}.kubeconfig"
+        return pki.write_token_kubeconfig(path, cluster, f"{meta['namespace']}:{account}", answer.status.token,
+                                          meta["namespace"])
 
     def launch(self, server: Server) -> None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")}
