@@ -3,8 +3,9 @@
 A Decision names revisions; each workload also carries the revision's snapshot (model and pod
 template: the spec's for the newest, status.stableSpec or status.history for older ones), so
 the handlers need not work out which template belongs to which revision. The
-handlers apply a decision in a fixed, safe order: scale-ups and new workloads first, then
-traffic, then scale-downs and deletions, so traffic never points at a track that is not there.
+handlers apply a decision in a fixed, safe order (`sequencing`): traffic moves only to pods
+that exist and leaves a revision before it goes, and the writes never ask for more pods than
+`pod_budget`.
 """
 
 from __future__ import annotations
@@ -122,3 +123,7 @@ class Decision:
 
     requeue_after: datetime.timedelta = datetime.timedelta(seconds=5)
     """When the next tick should come, at the latest."""
+
+    pod_budget: int | None = None
+    """Pods of every revision together the cluster may be asked for while this decision is
+    applied (the GPU budget, `capacity.Budget.cap`); None when GPUs are not counted."""

@@ -1,11 +1,14 @@
 """Carrying out a Decision: workloads, Services, traffic, pod labels, status and Events.
 
-The order is what keeps users served while pods come and go:
+The order is what keeps users served while pods come and go, within the GPU budget
+(`core.sequencing` orders the workload writes):
 
-1. new revisions and scale-ups (a new revision gets its pods before any traffic);
+1. scale-downs that keep pods, then new revisions and scale-ups (a new revision gets its pods
+   before any traffic), cut to what the budget leaves;
 2. the Services of each track and the user-facing one;
 3. the traffic split;
-4. scale-downs and removals (pods lose their traffic before they go);
+4. scale-downs to 0 and removals (pods lose their traffic before they go), then the rest of any
+   cut scale-up;
 5. pod track labels, then status.
 
 A failure at any point stops the tick; the next one starts again from what the cluster shows,
@@ -19,7 +22,7 @@ from typing import Any
 
 from modelrollout.adapters.cluster import manifests, workloads
 from modelrollout.api import labels, resources, routing
-from modelrollout.core import decision
+from modelrollout.core import decision, sequencing
 from modelrollout.runtime import shared
 
 
@@ -49,9 +52,9 @@ def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision
           observed: Mapping[str, workloads.RevisionPods]) -> None:
     """Makes the cluster match `plan` (blocking; run it in a worker thread)."""
     owner = owner_of(md)
-    ups = [w for w in plan.workloads if w.revision not in observed or w.replicas >= observed[w.revision].desired]
-    downs = [w for w in plan.workloads if w not in ups]
-    for workload in ups:
+    writes = sequencing.sequence(plan.workloads, {rev: pods.desired for rev, pods in observed.items()},
+                                 plan.pod_budget)
+    for workload in writes.before_traffic:
         _apply_workload(runtime, md, owner, workload)
 
     port, target = md.spec.traffic.port, _target_port(md)
@@ -66,9 +69,11 @@ def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision
     runtime.workloads.apply(manifests.user_service(owner, plan.traffic.stable_revision, replica_ratio, port, target))
     runtime.router(md.spec.traffic.provider).apply(owner, md.spec.traffic, plan.traffic)
 
-    for workload in downs:
+    for workload in writes.after_traffic:
         _apply_workload(runtime, md, owner, workload)
     runtime.workloads.remove_except(owner, [w.revision for w in plan.workloads])
+    for workload in writes.after_removals:
+        _apply_workload(runtime, md, owner, workload)
     runtime.workloads.remove_services_except(owner, service_names)
     retiring = {w.revision for w in plan.workloads if w.until is not None}
     serving = {plan.traffic.stable_revision}

@@ -65,6 +65,7 @@ def assemble(ctx: turns.Context, before: api_status.ModelDeploymentStatus, turn:
         smoke_test=turn.smoke,
         analysis=turns.window(ctx.spec, status, ctx.now + requeue),
         requeue_after=requeue,
+        pod_budget=ctx.budget.cap if ctx.budget.counted else None,
     )
 
 
