@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import http.server
+import json
 import math
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -12,8 +15,9 @@ import pytest
 import yaml
 
 from e2e.fixtures.world import Kubectl, Prometheus, WorldInfo, eventually
+from modelrollout import errors
 from modelrollout.adapters import telemetry
-from modelrollout.adapters.metrics import presets, prometheus
+from modelrollout.adapters.metrics import presets, prometheus, queries
 from modelrollout.api import analyses
 
 pytestmark = pytest.mark.cluster
@@ -125,3 +129,111 @@ def test_an_unreachable_prometheus_is_an_error_not_an_exception(namespace: str) 
     since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=2)
     found = prometheus.PrometheusSource("http://127.0.0.1:9", timeout=2).counts(metric, tracks(namespace, "a", since))
     assert found.error is not None and "failed" in found.error
+
+
+def requests_of(namespace: str, name: str) -> str:
+    return f'sum(increase(model_requests_total{{namespace="{namespace}",modeldeployment="{name}",' \
+           'revision="{{revision}}"}[{{interval}}]))'
+
+
+@pytest.mark.parametrize("query, answer", [
+    ("{requests} / 0 * 0", "answered NaN"),
+    ('model_requests_total{{namespace="{namespace}"}}', "series where one was expected"),
+    ('sum(model_requests_total{{namespace="{namespace}",revision="no-such-revision"}})', "empty vector"),
+    ('sum(vllm:num_requests_running{{namespace="{namespace}",modeldeployment="a"}})',
+     "no series vllm:num_requests_running"),
+])
+def test_a_gauge_that_is_not_one_number_says_what_it_got(
+        world: WorldInfo, traffic: tuple[str, datetime.datetime], query: str, answer: str) -> None:
+    namespace, since = traffic
+    side = tracks(namespace, "a", since)
+    rendered = queries.render(query.format(namespace=namespace, requests=requests_of(namespace, "a")),
+                              side.context("canary", "new"))
+    with pytest.raises(errors.MetricUnavailable) as caught:
+        prometheus.PrometheusSource(world.prometheus_url).gauge(rendered, side)
+    message = str(caught.value)
+    assert answer in message, message
+    assert repr(rendered) in message or answer.startswith("no series"), message  # that one names the series
+
+
+def test_a_gauge_reads_the_one_value(world: WorldInfo, traffic: tuple[str, datetime.datetime]) -> None:
+    namespace, since = traffic
+    side = tracks(namespace, "a", since)
+    rendered = queries.render(requests_of(namespace, "a"), side.context("canary", "new"))
+    assert prometheus.PrometheusSource(world.prometheus_url).gauge(rendered, side) > 0
+
+
+def test_counts_that_are_nan_everywhere_are_an_error_naming_the_query(
+        world: WorldInfo, traffic: tuple[str, datetime.datetime]) -> None:
+    namespace, since = traffic
+    preset = presets.lookup(analyses.Preset.GENERIC, "error-rate")
+    assert preset is not None
+    broken = presets.PresetMetric("ratio", analyses.MetricKind.COUNTS, requests_of(namespace, "a") + " / 0 * 0",
+                                  exposure=preset.exposure)
+    found = prometheus.PrometheusSource(world.prometheus_url).counts(broken, tracks(namespace, "a", since))
+    assert found.error is not None and "NaN at all" in found.error and "/ 0 * 0" in found.error
+
+
+def test_a_track_whose_series_stopped_is_stale_not_quiet(
+        world: WorldInfo, kubectl: Kubectl, traffic: tuple[str, datetime.datetime]) -> None:
+    namespace, _ = traffic
+    kubectl("apply", "-n", namespace, "-f", "-",
+            input=yaml.safe_dump_all(servers(namespace, "c", "old", 10) + servers(namespace, "c", "new", 10)))
+    since = datetime.datetime.now(datetime.UTC)
+    metric = presets.lookup(analyses.Preset.GENERIC, "error-rate")
+    assert metric is not None
+    source = prometheus.PrometheusSource(world.prometheus_url, lookback=datetime.timedelta(seconds=0))
+
+    def both_sides() -> bool:
+        found = source.counts(metric, tracks(namespace, "c", since))
+        return found.error is None and total(i.canary_requests for i in found.intervals) > 0 \
+            and total(i.stable_requests for i in found.intervals) > 0
+    eventually(both_sides, 90, interval=2, what="both revisions of c counted")
+
+    kubectl("delete", "deployment", "c-new", "-n", namespace)
+
+    def stale() -> str | None:
+        return source.counts(metric, tracks(namespace, "c", since)).error
+    error = eventually(stale, 90, interval=2, what="the canary's series called stale")
+    assert "canary series stopped" in error and "stale" in error, error
+
+
+class _BrokenPrometheus(http.server.BaseHTTPRequestHandler):
+    """Speaks the Prometheus HTTP API, but its values are not numbers."""
+
+    def do_GET(self) -> None:
+        ranged = self.path.startswith("/api/v1/query_range")
+        point = [datetime.datetime.now(datetime.UTC).timestamp(), "twelve"]
+        result = [{"metric": {}, ("values" if ranged else "value"): [point] if ranged else point}]
+        body = json.dumps({"status": "success", "data": {"resultType": "matrix" if ranged else "vector",
+                                                         "result": result}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def broken_prometheus() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BrokenPrometheus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_non_numeric_answer_is_an_error_quoting_it(broken_prometheus: str) -> None:
+    metric = presets.lookup(analyses.Preset.GENERIC, "error-rate")
+    assert metric is not None
+    since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=2)
+    side = tracks("ns", "a", since)
+    source = prometheus.PrometheusSource(broken_prometheus, lookback=datetime.timedelta(seconds=0))
+    found = source.counts(metric, side)
+    assert found.error is not None and "non-numeric value 'twelve'" in found.error
+    with pytest.raises(errors.MetricUnavailable, match="non-numeric value 'twelve'"):
+        source.gauge("sum(up)", side)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime
 import logging
-import math
 
 from modelrollout import errors
 from modelrollout.adapters.cluster import kube
@@ -145,13 +144,10 @@ def _gauge(source_: prometheus.PrometheusSource, metric: analyses.Metric, found:
         return ()
     query = queries.render(found.query, tracks.context(tracks.candidate_track, tracks.candidate_revision))
     try:
-        answer = source_.instant(query)
+        value = source_.gauge(query, tracks)
     except errors.MetricUnavailable as error:
         return (results.error(metric.name, "slo", str(error)),)
-    values = [float(s["value"][1]) for s in answer if "value" in s]
-    if len(values) != 1 or math.isnan(values[0]):
-        return (results.error(metric.name, "slo", f"query {query!r} answered {len(values)} values, expected one"),)
-    return slo.value(metric.name, values[0], 1, checks.Slo(metric.slo.max, metric.slo.min), config=config)
+    return slo.value(metric.name, value, 1, checks.Slo(metric.slo.max, metric.slo.min), config=config)
 
 
 def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decision.AnalysisWindow,

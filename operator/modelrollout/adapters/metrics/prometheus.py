@@ -6,10 +6,11 @@ stable and the candidate revision, aligned on the same timestamps. The judges re
 these series every tick, so nothing statistical is kept between ticks and a restarted
 operator reaches the same verdict.
 
-A failed query, a non-numeric value, or several series where one was expected is not data:
-the samples carry an `error` naming the query and the answer, and the verdict becomes ERROR.
-An empty answer is "no data yet" unless the series does not exist at all, which is reported
-with the name of the missing series.
+A failed query, a non-numeric value, several series where one was expected, a series that is
+NaN at every point, or one track's series that stopped while the other's goes on (a stale
+series: its target is no longer scraped) is not data: the samples carry an `error` naming the
+query and the answer, and the verdict becomes ERROR. An empty answer is "no data yet" unless
+the series does not exist at all, which is reported with the name of the missing series.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ _SERIES_NAME = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
 DEFAULT_LOOKBACK = datetime.timedelta(hours=3)
 """How far back the shared per-tick queries reach; an analysis that began earlier reads its own."""
 Points = dict[float, float]
+STALE_STEPS = 3
+"""Steps one track's series may end before the other's before it counts as stale (a scrape or two
+may lag; three missed steps in a row mean the target is gone)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +64,10 @@ class Tracks:
 
     def context(self, track: str, revision: str) -> queries.Context:
         return queries.Context(self.namespace, self.name, track, revision, f"{int(self.step.total_seconds())}s")
+
+    def sides(self) -> Sequence[tuple[str, str]]:
+        """(track, revision) of stable, then of the candidate."""
+        return [("stable", self.stable_revision), (self.candidate_track, self.candidate_revision)]
 
 
 class PrometheusSource:
@@ -102,14 +110,27 @@ class PrometheusSource:
             raise errors.MetricUnavailable(f"query {query!r} failed: {error}") from None
         return result
 
+    def gauge(self, query: str, tracks: Tracks) -> float:
+        """The one value an instant query answers; MetricUnavailable saying what was wrong otherwise."""
+        answer = self.instant(query)
+        if not answer:
+            missing = self.missing_series(query, tracks)
+            raise errors.MetricUnavailable(missing or f"query {query!r} answered an empty vector: no sample in the "
+                                                      "lookback window (a stale series, or none scraped yet)")
+        if len(answer) > 1:
+            raise errors.MetricUnavailable(_several(query, answer))
+        raw = (answer[0].get("value") or [None, None])[1]
+        value = _number(query, raw)
+        if math.isnan(value):
+            raise errors.MetricUnavailable(f"query {query!r} answered NaN (no samples in the interval, "
+                                           "or a division by zero)")
+        return value
+
     @staticmethod
     def _single(query: str, series: list[dict[str, Any]]) -> Points:
         """The one series a per-track query must return, as {timestamp: value}."""
         if len(series) > 1:
-            labels = [s.get("metric", {}) for s in series[:3]]
-            raise errors.MetricUnavailable(
-                f"query {query!r} returned {len(series)} series where one was expected (first: {labels}); "
-                "aggregate it with sum(...)")
+            raise errors.MetricUnavailable(_several(query, series))
         return _points(query, series[0]["values"]) if series else {}
 
     @staticmethod
@@ -177,12 +198,13 @@ class PrometheusSource:
         assert metric.exposure is not None
         try:
             per_track = []
-            for track, revision in self._sides(tracks):
+            for track, revision in tracks.sides():
                 exposure = self._single(metric.exposure, self._track_series(
                     metric.exposure, metric.batch_exposure, tracks, track, revision))
                 events = self._single(metric.query, self._track_series(
                     metric.query, metric.batch, tracks, track, revision))
                 per_track.append((exposure, events))
+            _fresh(metric.exposure, [set(exposure) for exposure, _ in per_track], tracks)
             if not per_track[0][0] and not per_track[1][0]:
                 missing = self.missing_series(queries.render(metric.exposure, tracks.context("stable", "")), tracks)
                 if missing:
@@ -202,11 +224,12 @@ class PrometheusSource:
     def histogram(self, metric: presets.PresetMetric, tracks: Tracks) -> samples.HistogramSamples:
         try:
             sides = [self._by_le(metric.query, self._track_series(metric.query, metric.batch, tracks, track, revision))
-                     for track, revision in self._sides(tracks)]
+                     for track, revision in tracks.sides()]
             if not sides[0] and not sides[1]:
                 missing = self.missing_series(queries.render(metric.query, tracks.context("stable", "")), tracks)
                 if missing:
                     return samples.HistogramSamples(metric.name, (math.inf,), error=missing)
+            _fresh(metric.query, [{t for points in side.values() for t in points} for side in sides], tracks)
         except errors.MetricUnavailable as error:
             return samples.HistogramSamples(metric.name, (math.inf,), error=str(error))
         bounds = sorted(set(sides[0]) | set(sides[1]))
@@ -223,10 +246,6 @@ class PrometheusSource:
             intervals.append(samples.HistogramInterval(stable, canary, end=t))
         return samples.HistogramSamples(metric.name, tuple(bounds), tuple(intervals))
 
-    @staticmethod
-    def _sides(tracks: Tracks) -> Sequence[tuple[str, str]]:
-        return [("stable", tracks.stable_revision), (tracks.candidate_track, tracks.candidate_revision)]
-
 
 def _events(events: Points, exposure: Points, t: float) -> float:
     """An events series is absent while nothing bad happened: 0 where requests were counted."""
@@ -240,15 +259,39 @@ def _bound(le: str, query: str) -> float:
         raise errors.MetricUnavailable(f"query {query!r}: bucket bound le={le!r} is not a number") from None
 
 
+def _several(query: str, series: list[dict[str, Any]]) -> str:
+    labels = [s.get("metric", {}) for s in series[:3]]
+    return (f"query {query!r} returned {len(series)} series where one was expected (first: {labels}); "
+            "aggregate it with sum(...)")
+
+
+def _number(query: str, raw: Any) -> float:
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise errors.MetricUnavailable(f"query {query!r} answered a non-numeric value {raw!r}") from None
+
+
 def _points(query: str, values: Sequence[Sequence[Any]]) -> Points:
-    out: Points = {}
-    for stamp, raw in values:
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise errors.MetricUnavailable(f"query {query!r} answered a non-numeric value {raw!r}") from None
-        out[float(stamp)] = value
+    out = {float(stamp): _number(query, raw) for stamp, raw in values}
+    if out and all(math.isnan(v) for v in out.values()):
+        raise errors.MetricUnavailable(f"query {query!r} answered NaN at all {len(out)} points "
+                                       "(a division by zero?)")
     return out
+
+
+def _fresh(query: str, stamps: Sequence[set[float]], tracks: Tracks) -> None:
+    """Raises if one track's series ended STALE_STEPS steps or more before the other's."""
+    if not all(stamps):
+        return
+    last = [max(side) for side in stamps]
+    lag = STALE_STEPS * tracks.step.total_seconds()
+    for (track, _), mine, other in zip(tracks.sides(), last, reversed(last), strict=True):
+        if other - mine >= lag:
+            stopped = datetime.datetime.fromtimestamp(mine, datetime.UTC).strftime("%H:%M:%SZ")
+            raise errors.MetricUnavailable(
+                f"query {query!r}: the {track} series stopped at {stopped}, {other - mine:.0f} s before the "
+                "other track's (stale: is its target still scraped?)")
 
 
 def sources_key(url: str, token: str | None) -> tuple[str, str | None]:
