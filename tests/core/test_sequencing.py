@@ -13,7 +13,7 @@ def workload(revision: str, replicas: int) -> decision.Workload:
     return decision.Workload(revision, labels.Track.STABLE, replicas)
 
 
-def replay(seq: sequencing.Sequence, current: dict[str, int], plan: tuple[decision.Workload, ...]) -> list[int]:
+def replay(seq: sequencing.Writes, current: dict[str, int], plan: tuple[decision.Workload, ...]) -> list[int]:
     """The total asked for after each write, with the removals where the handlers do them."""
     asked = dict(current)
     totals = []

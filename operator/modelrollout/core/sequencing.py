@@ -23,7 +23,7 @@ from modelrollout.core import decision
 
 
 @dataclasses.dataclass(frozen=True)
-class Sequence:
+class Writes:
     """The workload writes before the traffic split changes, after it, and after the removals."""
 
     before_traffic: tuple[decision.Workload, ...]
@@ -31,7 +31,7 @@ class Sequence:
     after_removals: tuple[decision.Workload, ...]
 
 
-def sequence(plan: tuple[decision.Workload, ...], current: Mapping[str, int], budget: int | None) -> Sequence:
+def sequence(plan: tuple[decision.Workload, ...], current: Mapping[str, int], budget: int | None) -> Writes:
     """Orders the writes that take every revision from `current` replicas to the plan's.
 
     `current` holds the replicas each existing Deployment asks for now, by revision (those the
@@ -61,4 +61,4 @@ def sequence(plan: tuple[decision.Workload, ...], current: Mapping[str, int], bu
         asked[workload.revision] = allowed
         if allowed < workload.replicas:
             rest.append(workload)
-    return Sequence(tuple(before), tuple(late_downs), tuple(rest))
+    return Writes(tuple(before), tuple(late_downs), tuple(rest))

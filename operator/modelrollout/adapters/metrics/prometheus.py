@@ -284,9 +284,10 @@ def _fresh(query: str, stamps: Sequence[set[float]], tracks: Tracks) -> None:
     """Raises if one track's series ended STALE_STEPS steps or more before the other's."""
     if not all(stamps):
         return
-    last = [max(side) for side in stamps]
+    stable_last, candidate_last = (max(side) for side in stamps)
     lag = STALE_STEPS * tracks.step.total_seconds()
-    for (track, _), mine, other in zip(tracks.sides(), last, reversed(last), strict=True):
+    (stable, _), (candidate, _) = tracks.sides()
+    for track, mine, other in ((stable, stable_last, candidate_last), (candidate, candidate_last, stable_last)):
         if other - mine >= lag:
             stopped = datetime.datetime.fromtimestamp(mine, datetime.UTC).strftime("%H:%M:%SZ")
             raise errors.MetricUnavailable(
