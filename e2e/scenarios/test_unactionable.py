@@ -21,6 +21,7 @@ DEGRADED = {  # file -> words the Degraded message must contain
     "unknown-preset-metric": ["gpu-temperature", "error-rate"],
     "unknown-query-placeholder": ["{{pod}}"],
     "missing-token-secret": ["Secret"],
+    "invalid-promql": ["spec.analysis.metrics[0].query", "parse error"],
 }
 
 

@@ -237,3 +237,11 @@ def test_a_non_numeric_answer_is_an_error_quoting_it(broken_prometheus: str) -> 
     assert found.error is not None and "non-numeric value 'twelve'" in found.error
     with pytest.raises(errors.MetricUnavailable, match="non-numeric value 'twelve'"):
         source.gauge("sum(up)", side)
+
+
+def test_prometheus_says_where_a_query_does_not_parse(world: WorldInfo) -> None:
+    source = prometheus.PrometheusSource(world.prometheus_url)
+    assert source.parse_error('sum(rate(model_requests_total{revision="r"}[30s]))') is None
+    problem = source.parse_error('avg(rate(model_prediction_score_sum{revision="r"}[30s])')
+    assert problem is not None and "parse error" in problem and "1:" in problem, problem
+    assert prometheus.PrometheusSource("http://127.0.0.1:9", timeout=2).parse_error("sum(") is None  # cannot tell

@@ -72,6 +72,10 @@ def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment) -> str 
             for template in (found.query, found.exposure):
                 if template:
                     queries.render(template, probe)
+            if metric.query is not None:  # the presets' queries are known to parse
+                unparsable = source(runtime, md).parse_error(queries.render(metric.query, probe))
+                if unparsable:
+                    return f"spec.analysis.metrics[{index}].query: {unparsable}"
             if metric.compare and metric.compare.tolerance >= 1.0:
                 return f"spec.analysis.metrics[{index}].compare.tolerance must be below 1 to be judged"
             if metric.compare and found.kind is analyses.MetricKind.GAUGE:

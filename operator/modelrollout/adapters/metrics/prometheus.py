@@ -15,8 +15,10 @@ the series does not exist at all, which is reported with the name of the missing
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
+import json
 import math
 import re
 import threading
@@ -33,6 +35,11 @@ from modelrollout.adapters.metrics import presets, queries
 from modelrollout.core.analysis import samples
 
 _SERIES_NAME = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+_PARSE_ERROR = re.compile(r"\d+:\d+: parse error: .*")
+_ANSWER = re.compile(r"\((b['\"].*['\"])\)$", re.DOTALL)
+"""The body prometheus-api-client quotes in its exception: HTTP Status Code 400 (b'{...}')."""
+PARSED_CACHE = 1024
+"""Queries whose parse result a source remembers (a query's syntax does not change)."""
 DEFAULT_LOOKBACK = datetime.timedelta(hours=3)
 """How far back the shared per-tick queries reach; an analysis that began earlier reads its own."""
 Points = dict[float, float]
@@ -80,6 +87,7 @@ class PrometheusSource:
         self.timeout = timeout
         self.lookback = lookback
         self._batches: dict[tuple[str, float, float], list[dict[str, Any]]] = {}
+        self._parsed: dict[str, str | None] = {}
         self._batch_lock = threading.Lock()
         tls = tls or Tls()
         session = requests.Session()
@@ -109,6 +117,28 @@ class PrometheusSource:
             telemetry.QUERY_ERRORS.inc()
             raise errors.MetricUnavailable(f"query {query!r} failed: {error}") from None
         return result
+
+    def parse_error(self, query: str) -> str | None:
+        """Prometheus's parse error for `query`; None when it parses, or when Prometheus cannot be asked.
+
+        The query is evaluated at time 0, where no data is, so asking costs Prometheus nothing.
+        """
+        if query in self._parsed:
+            return self._parsed[query]
+        try:
+            self.client.custom_query(query, params={"time": "0"}, timeout=self.timeout)
+            found = None
+        except prometheus_errors.PrometheusApiClientException as error:
+            match = _PARSE_ERROR.search(_error_text(error))
+            if match is None:
+                return None  # another failure: not about the query's syntax, and maybe passing
+            found = f"Prometheus cannot parse it: {match.group(0)}"
+        except (requests.RequestException, ValueError):
+            return None
+        if len(self._parsed) >= PARSED_CACHE:
+            self._parsed.clear()
+        self._parsed[query] = found
+        return found
 
     def gauge(self, query: str, tracks: Tracks) -> float:
         """The one value an instant query answers; MetricUnavailable saying what was wrong otherwise."""
@@ -257,6 +287,16 @@ def _bound(le: str, query: str) -> float:
         return math.inf if le in ("+Inf", "Inf") else float(le)
     except ValueError:
         raise errors.MetricUnavailable(f"query {query!r}: bucket bound le={le!r} is not a number") from None
+
+
+def _error_text(error: Exception) -> str:
+    """The `error` field of the answer quoted in a prometheus-api-client exception, else its text."""
+    quoted = _ANSWER.search(str(error))
+    try:
+        answer = json.loads(ast.literal_eval(quoted.group(1))) if quoted else None
+    except (ValueError, SyntaxError):
+        answer = None
+    return str(answer.get("error", "")) if isinstance(answer, dict) else str(error)
 
 
 def _several(query: str, series: list[dict[str, Any]]) -> str:
