@@ -57,4 +57,4 @@ def test_the_pool_name_defaults_to_the_node_selector() -> None:
 def test_without_gpus_nothing_is_counted() -> None:
     budget = capacity.budget(world.make_spec(replicas=3, gpus=None), None)
     assert (budget.cap, budget.counted) == (6, False)
-    assert budget.pending(1, "preview") == "1 preview pods Pending: no node has room for them"
+    assert budget.pending(1, "preview") == "1 preview pod Pending: no node has room for it"

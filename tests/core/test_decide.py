@@ -169,7 +169,7 @@ def test_pods_pending_for_capacity_hold_and_never_fail() -> None:
     assert made.status.canary_revision == candidate and made.status.phase is Phase.PROGRESSING
     progressing = made.status.condition(ConditionType.PROGRESSING)
     assert progressing is not None and progressing.reason == "InsufficientCapacity"
-    assert progressing.message.startswith("1 canary pods Pending: needs 1 more nvidia.com/gpu")
+    assert progressing.message.startswith("1 canary pod Pending: needs 1 more nvidia.com/gpu")
     assert "InsufficientCapacity" in [e.reason for e in made.events]
     crashing = {**seen.revisions, candidate: observation.Pods(desired=1, ready=0, crashing=1, restarts=9)}
     made = progression.decide(w.spec, w.status, observation.Observation(late, seen.generation, crashing, seen.pool))
@@ -281,3 +281,23 @@ def test_a_plan_shortened_during_a_rollout_continues_at_its_last_step() -> None:
     made = w.tick()
     assert made.status.current_step == 1 and made.status.phase is Phase.PAUSED
     assert made.status.canary_revision == revisions.of_spec(w.spec)
+
+
+def test_a_first_version_without_room_says_why_then_degrades_at_the_deadline() -> None:
+    w = world.World(world.make_spec(replicas=4, progressDeadline="10m"), gpus=3)
+    w.run(until=lambda x: x.now - world.T0 > datetime.timedelta(minutes=1))
+    assert w.status.phase is Phase.PENDING
+    assert "3/4 pods ready; 1 stable pod Pending: needs 1 more nvidia.com/gpu" in (w.status.message or "")
+    progressing = w.status.condition(ConditionType.PROGRESSING)
+    assert progressing is not None and progressing.reason == "InsufficientCapacity"
+
+    w.run(until=lambda x: x.now - world.T0 > datetime.timedelta(minutes=11))
+    assert w.status.phase is Phase.DEGRADED and "after 10m (spec.progressDeadline)" in (w.status.message or "")
+    degraded = w.status.condition(ConditionType.DEGRADED)
+    assert degraded is not None and (degraded.status.value, degraded.reason) == ("True", "ProgressDeadlineExceeded")
+    assert w.last is not None
+    assert [(x.revision, x.replicas) for x in w.last.workloads] == [(w.status.stable_revision, 4)]  # nothing undone
+
+    w.gpus = 4  # room at last: the first version becomes ready and the object recovers
+    w.settle()
+    assert w.status.phase is Phase.SUCCEEDED

@@ -80,9 +80,10 @@ class Budget:
             Budget(4, 4, 1, free=0, pool="a100").pending(2, "canary")
                 -> "2 canary pods Pending: needs 2 more nvidia.com/gpu, 0 free in pool a100"
         """
+        pending = f"{pods} {track} pod{'' if pods == 1 else 's'} Pending"
         if not self.counted:
-            return f"{pods} {track} pods Pending: no node has room for them"
-        return f"{pods} {track} pods Pending: needs {self.gpus(pods)} more {self.resource}, " + (
+            return f"{pending}: no node has room for {'it' if pods == 1 else 'them'}"
+        return f"{pending}: needs {self.gpus(pods)} more {self.resource}, " + (
             f"{self.free} free in pool {self.pool}" if self.free is not None else f"pool {self.pool} is full"
         )
 

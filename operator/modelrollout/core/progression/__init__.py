@@ -49,6 +49,7 @@ wait is measured from the step's start (the status has no field for "last progre
 
 from __future__ import annotations
 
+from modelrollout.api import labels
 from modelrollout.api import spec as api_spec
 from modelrollout.api import status as api_status
 from modelrollout.core import decision, observation, revisions
@@ -92,7 +93,12 @@ def _bootstrap(ctx: turns.Context, turn: turns.Turn) -> turns.Turn:
         return turn.set(
             stable_revision=ctx.revision, stable_spec=revisions.snapshot(ctx.spec), rollout_started_at=ctx.now
         ).note(NORMAL, "Deploying", f"deploying revision {ctx.revision} (model {ctx.spec.model.version})")
-    if not turns.deploying_first(st) or ctx.seen.pods(st.stable_revision).ready < ctx.spec.replicas:
+    if not turns.deploying_first(st):
+        return turn
+    pods = ctx.seen.pods(st.stable_revision)
+    if pods.unschedulable > 0:
+        return turn.but(hold=ctx.budget.pending(pods.unschedulable, labels.Track.STABLE.value), capacity=True)
+    if pods.ready < ctx.spec.replicas:
         return turn
     entry = moves.record(ctx, st, st.stable_revision or "", Outcome.PROMOTED, "the first version", st.stable_spec)
     return turn.set(rollout_started_at=None, history=moves.history(ctx, st, entry)).note(

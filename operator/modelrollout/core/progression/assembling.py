@@ -78,9 +78,9 @@ def _phase(ctx: turns.Context, st: api_status.ModelDeploymentStatus) -> api_stat
     last = st.history[-1] if st.history else None
     stable = ctx.seen.pods(st.stable_revision)
     started = st.rollout_started_at
-    stuck = (
+    stuck = (  # the first version, not ready by the deadline: crash-looping, or no room for its pods
         started is not None
-        and stable.crashing > 0
+        and stable.ready < ctx.spec.replicas
         and ctx.now - started > durations.parse_duration(ctx.spec.progress_deadline)
     )
     return phases.derive(
@@ -141,7 +141,9 @@ def _message(ctx: turns.Context, turn: turns.Turn, phase: api_status.Phase, stan
     note = f"; the spec's revision {ctx.revision} is held back until the spec changes or a retry" if held else ""
     if phase is Phase.PENDING or phase is Phase.DEGRADED:
         ready = ctx.seen.pods(st.stable_revision).ready
-        return f"deploying revision {st.stable_revision}: {ready}/{ctx.spec.replicas} pods ready"
+        late = f" after {ctx.spec.progress_deadline} (spec.progressDeadline)" if phase is Phase.DEGRADED else ""
+        line = f"deploying revision {st.stable_revision}: {ready}/{ctx.spec.replicas} pods ready{late}"
+        return line + (f"; {turn.hold}" if turn.hold else "")
     if stance is None or st.canary_revision is None:
         if phase is Phase.ROLLED_BACK and st.history:
             last = st.history[-1]
