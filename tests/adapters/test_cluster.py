@@ -127,3 +127,34 @@ def test_route_builders_name_the_track_services() -> None:
     assert http["mirror"]["host"] == "scorer-shadow.ml.svc.cluster.local"
     assert http["mirrorPercentage"] == {"value": 100.0}
     assert [r["weight"] for r in http["route"]] == [100]
+
+
+def _route_status(generation: int, accepted: str, reason: str, message: str) -> dict[str, Any]:
+    """What a Gateway controller writes into an HTTPRoute's status for one parent."""
+    condition = {"type": "Accepted", "status": accepted, "reason": reason, "message": message,
+                 "observedGeneration": generation, "lastTransitionTime": "2026-11-25T12:00:00Z"}
+    return {"parents": [{"parentRef": {"name": "inference-gateway"}, "controllerName": "example.net/gateway",
+                         "conditions": [condition]}]}
+
+
+def test_the_gateway_router_reads_whether_its_route_is_accepted(client: kube.Kube, owner: manifests.Owner) -> None:
+    router = router_for(routing.Provider.GATEWAY_API, client)
+    router.apply(owner, _traffic(routing.Provider.GATEWAY_API), decision.TrafficSplit.all_stable("aaaa111111"))
+    assert router.problem(owner) is None  # no controller has said anything yet
+    body = client.get(kube.HTTP_ROUTE, owner.namespace, owner.name)
+    assert body is not None
+    generation = body["metadata"]["generation"]
+
+    # a controller's status, written through the status subresource as a controller does
+    client.merge_patch_status(kube.HTTP_ROUTE, owner.namespace, owner.name,
+                              _route_status(generation, "False", "NoMatchingParent", "no Gateway inference-gateway"))
+    problem = router.problem(owner)
+    assert problem is not None, client.get(kube.HTTP_ROUTE, owner.namespace, owner.name)
+    assert "parent inference-gateway: Accepted is False (NoMatchingParent: no Gateway inference-gateway)" in problem
+
+    client.merge_patch_status(kube.HTTP_ROUTE, owner.namespace, owner.name,
+                              _route_status(generation - 1, "False", "NoMatchingParent", "old news"))
+    assert router.problem(owner) is None  # about an older generation of the route
+    client.merge_patch_status(kube.HTTP_ROUTE, owner.namespace, owner.name,
+                              _route_status(generation, "True", "Accepted", ""))
+    assert router.problem(owner) is None

@@ -301,3 +301,20 @@ def test_a_first_version_without_room_says_why_then_degrades_at_the_deadline() -
     w.gpus = 4  # room at last: the first version becomes ready and the object recovers
     w.settle()
     assert w.status.phase is Phase.SUCCEEDED
+
+
+def test_a_route_its_gateway_refuses_degrades_and_holds_until_accepted() -> None:
+    w = in_rollout()
+    w.run(until=lambda x: x.status.canary_weight == 25)
+    seen = w.observe()
+    problem = "HTTPRoute scorer: parent gw: Accepted is False (NoMatchingParent: no Gateway gw)"
+    refused = dataclasses.replace(seen, route_problem=problem)
+    made = progression.decide(w.spec, w.status, refused)
+    assert made.status.phase is Phase.DEGRADED and made.status.message == problem
+    degraded = made.status.condition(ConditionType.DEGRADED)
+    assert degraded is not None and (degraded.status.value, degraded.reason) == ("True", "RouteNotAccepted")
+    assert made.traffic.canary_weight == 25 and [e.reason for e in made.events] == ["RouteNotAccepted"]
+    assert progression.decide(w.spec, made.status, refused).events == ()
+    w.status = made.status
+    w.settle()  # accepted again: the rollout carries on
+    assert w.stable == revisions.of_spec(w.spec)

@@ -46,6 +46,7 @@ class Reason(str, enum.Enum):
     ABORTED = "Aborted"
     UNDONE = "Undone"
     INVALID_SPEC = "InvalidSpec"
+    ROUTE_NOT_ACCEPTED = "RouteNotAccepted"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,8 @@ Contract with the handlers:
   `command_error` the parse error of an annotation value, given once per new value.
 * `spec_problem` is a problem with the spec the schema could not catch (e.g. the API server
   refused the Deployment built from the template): the ModelDeployment becomes Degraded with it.
+* `route_problem` is why the traffic provider's controller does not carry the split (an HTTPRoute
+  its Gateway did not accept): the ModelDeployment holds, Degraded, until it does.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ class Observation:
 
     spec_problem: str | None = None
     """A problem with the spec the schema could not catch."""
+
+    route_problem: str | None = None
+    """Why the traffic provider does not carry the split, as its controller says."""
 
     def pods(self, revision: str | None) -> Pods:
         """The pods of a revision; none for an unknown revision or None."""

@@ -69,11 +69,12 @@ def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment) -> str 
     try:
         for index, metric in enumerate(_metrics(analysis)):
             found = _preset_metric(analysis, metric, index)
-            for template in (found.query, found.exposure):
-                if template:
-                    queries.render(template, probe)
-            if metric.query is not None:  # the presets' queries are known to parse
-                unparsable = source(runtime, md).parse_error(queries.render(metric.query, probe))
+            if metric.query is not None:  # the presets' queries are known to render and parse
+                try:
+                    rendered = queries.render(metric.query, probe)
+                except errors.SpecError as error:
+                    return f"spec.analysis.metrics[{index}].query: {error}"
+                unparsable = source(runtime, md).parse_error(rendered)
                 if unparsable:
                     return f"spec.analysis.metrics[{index}].query: {unparsable}"
             if metric.compare and metric.compare.tolerance >= 1.0:

@@ -125,6 +125,6 @@ def observe(runtime: shared.Runtime, md: resources.ModelDeployment, asked: Asked
     found = observation.Observation(
         now=now, generation=md.metadata.generation or 0, revisions=_pods(seen), pool=_pool(runtime, md),
         smoke_test=result, evidence=evidence, command=command, command_error=command_error,
-        spec_problem=problem,
+        spec_problem=problem, route_problem=runtime.router(md.spec.traffic.provider).problem(owner),
     )
     return found, seen

@@ -53,6 +53,31 @@ def held(body: dict[str, Any], name: str) -> tuple[int, int]:
     return weight, mirror
 
 
+REFUSING = ("Accepted", "ResolvedRefs")
+"""The route conditions that, when False, mean the Gateway does not route by it as written."""
+
+
+def refusal(body: dict[str, Any]) -> str | None:
+    """What a Gateway controller says it does not accept in this route (status.parents), for the
+    route's current generation; None when every parent accepts it, or when none has said.
+
+        refusal(route with parent "gw": Accepted False, NoMatchingParent, "no Gateway gw")
+            -> 'HTTPRoute scorer: parent gw: Accepted is False (NoMatchingParent: no Gateway gw)'
+    """
+    generation = body.get("metadata", {}).get("generation")
+    found = []
+    for parent in (body.get("status") or {}).get("parents") or []:
+        ref = parent.get("parentRef") or {}
+        for condition in parent.get("conditions") or []:
+            current = condition.get("observedGeneration") in (None, generation)
+            if condition.get("type") in REFUSING and condition.get("status") == "False" and current:
+                found.append(f"parent {ref.get('name', '?')}: {condition['type']} is False "
+                             f"({condition.get('reason', '')}: {condition.get('message', '')})")
+    if not found:
+        return None
+    return f"HTTPRoute {body.get('metadata', {}).get('name', '')}: " + "; ".join(found)
+
+
 class GatewayAPIRouter:
     def __init__(self, client: kube.Kube) -> None:
         self.kube = client
@@ -63,3 +88,7 @@ class GatewayAPIRouter:
     def current(self, owner: manifests.Owner) -> tuple[int, int] | None:
         body = self.kube.get(kube.HTTP_ROUTE, owner.namespace, owner.name)
         return None if body is None else held(body, owner.name)
+
+    def problem(self, owner: manifests.Owner) -> str | None:
+        body = self.kube.get(kube.HTTP_ROUTE, owner.namespace, owner.name)
+        return None if body is None else refusal(body)

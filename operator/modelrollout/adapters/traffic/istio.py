@@ -59,3 +59,6 @@ class IstioRouter:
     def current(self, owner: manifests.Owner) -> tuple[int, int] | None:
         body = self.kube.get(kube.VIRTUAL_SERVICE, owner.namespace, owner.name)
         return None if body is None else held(body, owner.name)
+
+    def problem(self, owner: manifests.Owner) -> str | None:
+        return None  # nothing in the provider's status says the split is not carried

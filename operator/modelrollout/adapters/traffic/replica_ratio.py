@@ -22,3 +22,6 @@ class ReplicaRatioRouter:
 
     def current(self, owner: manifests.Owner) -> tuple[int, int] | None:
         return None
+
+    def problem(self, owner: manifests.Owner) -> str | None:
+        return None  # nothing in the provider's status says the split is not carried

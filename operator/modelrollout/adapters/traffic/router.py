@@ -20,3 +20,7 @@ class TrafficRouter(Protocol):
 
     def current(self, owner: manifests.Owner) -> tuple[int, int] | None:
         """(canary weight, mirror percent) the provider holds now; None if it holds nothing yet."""
+
+    def problem(self, owner: manifests.Owner) -> str | None:
+        """Why the provider's controller does not carry the split, in its words; None when it does,
+        or when no controller reports on it."""

@@ -80,6 +80,9 @@ def decide(
         return assembling.degraded(spec, status, observation, str(error))
     if observation.spec_problem is not None:
         return assembling.degraded(spec, status, observation, observation.spec_problem)
+    if observation.route_problem is not None:
+        return assembling.degraded(spec, status, observation, observation.route_problem,
+                                   assembling.Reason.ROUTE_NOT_ACCEPTED)
     turn = turns.Turn(status)
     for stage in (_bootstrap, commanding.handle, _revision, _progress, _retire):
         turn = stage(ctx, turn)

@@ -185,14 +185,16 @@ def degraded(
     status: api_status.ModelDeploymentStatus,
     seen: observation.Observation,
     problem: str,
+    reason: Reason = Reason.INVALID_SPEC,
 ) -> decision.Decision:
-    """A spec the operator cannot act on: hold the world as it is (every revision at the size it
-    has, the traffic where it is unless its pods are gone), and say why."""
+    """A spec the operator cannot act on, or traffic its provider does not carry: hold the world
+    as it is (every revision at the size it has, the traffic where it is unless its pods are
+    gone), and say why."""
     candidate = status.canary_revision
     weight = (status.canary_weight or 0) if seen.pods(candidate).ready > 0 else 0
     mirror = (status.mirror_percent or 0) if seen.pods(candidate).ready > 0 else 0
     wanted = {
-        api_status.ConditionType.DEGRADED: Wanted.true(Reason.INVALID_SPEC, problem),
+        api_status.ConditionType.DEGRADED: Wanted.true(reason, problem),
         api_status.ConditionType.READY: Wanted.true(Reason.SERVING)
         if seen.pods(status.stable_revision).ready
         else Wanted.false(Reason.NO_READY_PODS),
@@ -219,7 +221,7 @@ def degraded(
             mirror,
         ),
         status=updated,
-        events=() if repeated else (decision.Event(WARNING, "InvalidSpec", problem),),
+        events=() if repeated else (decision.Event(WARNING, reason.value, problem),),
         requeue_after=turns.DEFAULT_INTERVAL,
     )
 
