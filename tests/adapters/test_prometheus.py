@@ -195,7 +195,7 @@ def test_a_track_whose_series_stopped_is_stale_not_quiet(
     def stale() -> str | None:
         return source.counts(metric, tracks(namespace, "c", since)).error
     error = eventually(stale, 90, interval=2, what="the canary's series called stale")
-    assert "canary series stopped" in error and "stale" in error, error
+    assert "the canary series stopped" in error and "before stable's (stale" in error, error
 
 
 class _BrokenPrometheus(http.server.BaseHTTPRequestHandler):

@@ -7,8 +7,8 @@ these series every tick, so nothing statistical is kept between ticks and a rest
 operator reaches the same verdict.
 
 A failed query, a non-numeric value, several series where one was expected, a series that is
-NaN at every point, or one track's series that stopped while the other's goes on (a stale
-series: its target is no longer scraped) is not data: the samples carry an `error` naming the
+NaN at every point, or a candidate's series that stopped while stable's goes on (a stale
+series: its pods are no longer scraped) is not data: the samples carry an `error` naming the
 query and the answer, and the verdict becomes ERROR. An empty answer is "no data yet" unless
 the series does not exist at all, which is reported with the name of the missing series.
 """
@@ -44,8 +44,8 @@ DEFAULT_LOOKBACK = datetime.timedelta(hours=3)
 """How far back the shared per-tick queries reach; an analysis that began earlier reads its own."""
 Points = dict[float, float]
 STALE_STEPS = 3
-"""Steps one track's series may end before the other's before it counts as stale (a scrape or two
-may lag; three missed steps in a row mean the target is gone)."""
+"""Steps the candidate's series may end before stable's before it counts as stale (a scrape or
+two may lag; three missed steps in a row mean its pods are gone)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,18 +321,18 @@ def _points(query: str, values: Sequence[Sequence[Any]]) -> Points:
 
 
 def _fresh(query: str, stamps: Sequence[set[float]], tracks: Tracks) -> None:
-    """Raises if one track's series ended STALE_STEPS steps or more before the other's."""
-    if not all(stamps):
+    """Raises if the candidate's series ended STALE_STEPS steps or more before stable's: its pods
+    are no longer scraped, and judging the data it left would pass a version nobody sees. (Stable's
+    series may end: at weight 100 with no room to spare its last pod goes.)"""
+    stable, candidate = stamps
+    if not stable or not candidate:
         return
-    stable_last, candidate_last = (max(side) for side in stamps)
-    lag = STALE_STEPS * tracks.step.total_seconds()
-    (stable, _), (candidate, _) = tracks.sides()
-    for track, mine, other in ((stable, stable_last, candidate_last), (candidate, candidate_last, stable_last)):
-        if other - mine >= lag:
-            stopped = datetime.datetime.fromtimestamp(mine, datetime.UTC).strftime("%H:%M:%SZ")
-            raise errors.MetricUnavailable(
-                f"query {query!r}: the {track} series stopped at {stopped}, {other - mine:.0f} s before the "
-                "other track's (stale: is its target still scraped?)")
+    behind = max(stable) - max(candidate)
+    if behind >= STALE_STEPS * tracks.step.total_seconds():
+        stopped = datetime.datetime.fromtimestamp(max(candidate), datetime.UTC).strftime("%H:%M:%SZ")
+        raise errors.MetricUnavailable(
+            f"query {query!r}: the {tracks.candidate_track} series stopped at {stopped}, {behind:.0f} s before "
+            "stable's (stale: are its pods still scraped?)")
 
 
 def sources_key(url: str, token: str | None) -> tuple[str, str | None]:
