@@ -44,6 +44,21 @@ class CountInterval:
 
 
 @dataclasses.dataclass(frozen=True)
+class PodCounts:
+    """One pod's share of a count metric: per-interval increments aligned with the samples' intervals.
+
+    The pod, not the track, is the unit that varies (bursts come from one process, and pods of one
+    version differ), so the robust judges read these when the adapter can give them. nan marks an
+    interval the pod had no sample in; 0 an interval it served nothing in.
+    """
+
+    pod: str
+    canary: bool
+    requests: tuple[float, ...]
+    events: tuple[float, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class CountSamples:
     """A count metric since the analysis began, one record per interval, oldest first."""
 
@@ -51,6 +66,14 @@ class CountSamples:
     intervals: tuple[CountInterval, ...] = ()
     error: str | None = None
     """Why the series could not be read; set by the adapter, it makes the verdict ERROR."""
+    pods: tuple[PodCounts, ...] = ()
+    """The same data per pod (each pod's tuples as long as `intervals`), or () when the source
+    cannot tell pods apart: the judges then treat each track as one pod."""
+
+    def __post_init__(self) -> None:
+        for pod in self.pods:
+            if len(pod.requests) != len(self.intervals) or len(pod.events) != len(self.intervals):
+                raise ValueError(f"{self.metric}: pod {pod.pod} does not have {len(self.intervals)} intervals")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +86,15 @@ class HistogramInterval:
 
 
 @dataclasses.dataclass(frozen=True)
+class PodBuckets:
+    """One pod's histogram: per interval, per-bucket (non-cumulative) increments."""
+
+    pod: str
+    canary: bool
+    buckets: tuple[tuple[float, ...], ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class HistogramSamples:
     """A histogram metric since the analysis began, with the buckets' upper bounds shared by both tracks."""
 
@@ -71,6 +103,8 @@ class HistogramSamples:
     """Bucket upper bounds (`le`), strictly increasing, the last one +Inf."""
     intervals: tuple[HistogramInterval, ...] = ()
     error: str | None = None
+    pods: tuple[PodBuckets, ...] = ()
+    """The same data per pod, or () when the source cannot tell pods apart."""
 
     def __post_init__(self) -> None:
         # A shape mismatch is a bug in the adapter, not a data-quality problem: say so loudly.
@@ -83,6 +117,10 @@ class HistogramSamples:
         for index, interval in enumerate(self.intervals):
             if len(interval.stable) != len(self.bounds) or len(interval.canary) != len(self.bounds):
                 raise ValueError(f"{self.metric}: interval {index} does not have {len(self.bounds)} buckets")
+        for pod in self.pods:
+            if len(pod.buckets) != len(self.intervals) or any(len(b) != len(self.bounds) for b in pod.buckets):
+                raise ValueError(f"{self.metric}: pod {pod.pod} does not have {len(self.intervals)} intervals "
+                                 f"of {len(self.bounds)} buckets")
 
 
 def increments(values: Sequence[float]) -> tuple[float, ...]:
