@@ -26,6 +26,7 @@ from modelrollout.core.analysis import (
     checks,
     drift,
     judges,
+    robust,
     samples,
     sequential,
     settings,
@@ -56,27 +57,13 @@ class JudgeConfig:
                 f"p99 tol {self.latency.tolerance:g}, score drift tol {self.drift_tolerance:g}")
 
 
-def _share_path(x_c: FloatArray, x_s: FloatArray, n_c: FloatArray, n_s: FloatArray, theta0: float) -> FloatArray:
-    informative = (n_c > 0) & (n_s > 0)
-    x = np.where(informative, x_c, 0.0)
-    m = np.where(informative, x_c + x_s, 0.0)
-    r = np.where(informative, n_c / np.where(n_s > 0, n_s, 1.0), 1.0)
-    log_lr = sequential.share_log_lr(x, m, r, theta0, sequential.signed_offsets(True))
-    return sequential.running_max(sequential.log_mixture_path(log_lr))
-
-
-def paths(batch: sim.Batch, judge: JudgeConfig) -> dict[str, FloatArray]:
-    """Running-maximum log e-value of each metric's regression test, per run and interval."""
-    x_c, x_s, _ = judges.tail_events(batch.stable_latency, batch.canary_latency, np.asarray(sim.LATENCY_BOUNDS),
-                                     judge.quantile, judge.latency)
-    n_c, n_s = batch.canary_latency.sum(axis=-1), batch.stable_latency.sum(axis=-1)
-    return {
-        "error": _share_path(batch.canary_errors, batch.stable_errors, batch.canary_requests,
-                             batch.stable_requests, judge.error.null_ratio),
-        "p99": _share_path(x_c, x_s, n_c, n_s, 1.0),
-        "score": sequential.running_max(drift.log_e_path(batch.stable_score, batch.canary_score,
-                                                         judge.drift_tolerance)),
-    }
+def _share_failures(x_c: FloatArray, x_s: FloatArray, n_c: FloatArray, n_s: FloatArray, theta0: float,
+                    judge: JudgeConfig, ok: NDArray[np.bool_], candidates: bool = False) -> NDArray[np.int64]:
+    """The core's own first FAIL of a share comparison (each track one pod: this world has no pods)."""
+    if candidates:
+        n_c, n_s = np.broadcast_to(n_c, x_c.shape), np.broadcast_to(n_s, x_s.shape)
+    return robust.first_failure(robust.single_pod(n_s, x_s), robust.single_pod(n_c, x_c), theta0, True,
+                                judge.alpha, eligible=ok, candidates=candidates)
 
 
 def gate(batch: sim.Batch, judge: JudgeConfig) -> NDArray[np.bool_]:
@@ -91,8 +78,17 @@ def first_failures(batch: sim.Batch, judge: JudgeConfig) -> dict[str, NDArray[np
     """Per metric, the first interval index at which the core judge would say FAIL (-1: never)."""
     level = sequential.threshold(judge.alpha)
     ok = gate(batch, judge)
-    return {name: sequential.first_crossing(np.where(ok, path, 0.0), level)
-            for name, path in paths(batch, judge).items()}
+    tails = judges.tail_events(batch.stable_latency, batch.canary_latency, np.asarray(sim.LATENCY_BOUNDS),
+                               judge.quantile, judge.latency)
+    n_c, n_s = batch.canary_latency.sum(axis=-1), batch.stable_latency.sum(axis=-1)
+    drift_path = sequential.running_max(drift.log_e_path(batch.stable_score, batch.canary_score,
+                                                         judge.drift_tolerance))
+    return {
+        "error": _share_failures(batch.canary_errors, batch.stable_errors, batch.canary_requests,
+                                 batch.stable_requests, judge.error.null_ratio, judge, ok),
+        "p99": _share_failures(tails.canary, tails.stable_fail, n_c, n_s, 1.0, judge, ok, candidates=True),
+        "score": sequential.first_crossing(np.where(ok, drift_path, 0.0), level),
+    }
 
 
 def detect(batch: sim.Batch, world: sim.World, judge: JudgeConfig) -> tuple[FloatArray, NDArray[np.bool_]]:

@@ -148,6 +148,16 @@ class MetricResult(wire.Record):
     canary_samples: int | None = None
     """Observations of the new revision."""
 
+    dispersion: float | None = None
+    """How many times more the counts vary than independent events would (bursts of errors); the
+    evidence is divided by it."""
+
+    pod_spread: float | None = None
+    """Spread of the stable pods' log rates beyond chance; the tolerance is widened by it."""
+
+    warning: str | None = pydantic.Field(default=None, max_length=512)
+    """Something to fix although the test runs, e.g. buckets too coarse for the tolerance asked."""
+
     reason: str = pydantic.Field(default="", max_length=1024)
     """Why this verdict, in words: e.g. "canary error rate 0.031 > slo max 0.01"."""
 

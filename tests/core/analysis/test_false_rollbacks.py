@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from modelrollout.api.verdicts import Verdict
-from modelrollout.core.analysis import buckets, checks, drift, judges, samples, sequential, settings
+from modelrollout.core.analysis import buckets, checks, drift, judges, robust, samples, sequential, settings
 
 RUNS = 3000
 LOOKS = 60
@@ -47,14 +47,15 @@ def gate(n_s, n_c):
     return (np.cumsum(n_s, axis=1) >= CONFIG.min_requests) & (np.cumsum(n_c, axis=1) >= CONFIG.min_requests)
 
 
-def share_failures(x_c, x_s, n_c, n_s, theta0, alpha):
-    """Runs whose running-max e-value reaches 1/alpha at some look where the gate is met."""
-    informative = (n_c > 0) & (n_s > 0)
-    r = np.where(informative, n_c / np.where(n_s > 0, n_s, 1.0), 1.0)
-    m = np.where(informative, x_c + x_s, 0.0)
-    log_lr = sequential.share_log_lr(np.where(informative, x_c, 0.0), m, r, theta0, sequential.signed_offsets(True))
-    path = sequential.running_max(sequential.log_mixture_path(log_lr))
-    return (np.where(gate(n_s, n_c), path, 0.0) >= sequential.threshold(alpha)).any(axis=1)
+def share_failures(x_c, x_s, n_c, n_s, theta0, alpha, candidates=False):
+    """Runs the judges would fail at some look where the gate is met (each track one pod here).
+    With `candidates`, the events have a leading axis of alternative definitions (tail boundaries)."""
+    if candidates:
+        n_c, n_s = (np.broadcast_to(n, x_c.shape) for n in (n_c, n_s))
+    first = robust.first_failure(robust.single_pod(n_s, x_s), robust.single_pod(n_c, x_c), theta0, True, alpha,
+                                 eligible=gate(n_s[0], n_c[0]) if candidates else gate(n_s, n_c),
+                                 candidates=candidates)
+    return first >= 0
 
 
 def error_rollouts(seed, ratio):
@@ -131,13 +132,13 @@ def test_p99_at_the_edge_of_the_tolerance_holds_alpha():
     shared = ar1(rng, 0.15)
     stable = latency_histograms(rng, shared, BOUNDS, n_s)
     canary = latency_histograms(rng, shared + math.log(1.1), BOUNDS, n_c)
-    x_c, x_s, _ = judges.tail_events(stable, canary, np.asarray(BOUNDS), 0.99, checks.Comparison(tolerance=0.1))
-    failed = share_failures(x_c, x_s, canary.sum(-1), stable.sum(-1), 1.0, 0.05)
+    found = judges.tail_events(stable, canary, np.asarray(BOUNDS), 0.99, checks.Comparison(tolerance=0.1))
+    failed = share_failures(found.canary, found.stable_fail, canary.sum(-1), stable.sum(-1), 1.0, 0.05, True)
     assert failed.mean() <= bound(0.05, RUNS)
     # ...while 1.5x slower is caught in most runs: the check above is not vacuous.
     slow = latency_histograms(rng, shared + math.log(1.5), BOUNDS, n_c)
-    x_c, x_s, _ = judges.tail_events(stable, slow, np.asarray(BOUNDS), 0.99, checks.Comparison(tolerance=0.1))
-    assert share_failures(x_c, x_s, slow.sum(-1), stable.sum(-1), 1.0, 0.05).mean() > 0.5
+    found = judges.tail_events(stable, slow, np.asarray(BOUNDS), 0.99, checks.Comparison(tolerance=0.1))
+    assert share_failures(found.canary, found.stable_fail, slow.sum(-1), stable.sum(-1), 1.0, 0.05, True).mean() > 0.5
 
 
 def test_drift_a_a_false_rollbacks_hold_alpha():

@@ -98,21 +98,35 @@ INF = math.inf
 
 
 @pytest.mark.parametrize(
-    "value, upper, expected",
+    "boundary, ratio, upper, fail, passing",
     [
-        (1.5, True, 5.0 + 4.0),  # half of (1, 2] plus the +Inf bucket
-        (2.0, True, 4.0),  # on a bound: exact
-        (0.5, False, 5.0),  # the first bucket starts at 0
-        (1.0, False, 10.0),
-        (3.0, True, 4.0),  # inside +Inf: the whole bucket, on either side
-        (3.0, False, 24.0),
+        (2, 1.1, True, 1, 2),  # 0.4 / 1.1 = 0.36: FAIL counts stable above 0.2, PASS above 0.4
+        (1, 2.0, True, 0, 0),  # 0.2 / 2 = 0.1 is an edge: both tests count there, exactly
+        (0, 1.1, True, -1, 0),  # 0.1 / 1.1 is below every edge: FAIL counts all of stable
+        (1, 0.9, False, 2, 1),  # lower tail: 0.2 / 0.9 = 0.22, FAIL at or below 0.4, PASS at or below 0.2
+        (2, 0.9, False, 3, 2),  # 0.44 is beyond every finite edge: FAIL counts all of stable
+        (-1, 1.1, True, -1, -1),  # no boundary yet
     ],
 )
-def test_counts_beyond_value_interpolates_like_histogram_quantile(value, upper, expected):
-    assert list(buckets.counts_beyond_value([[10, 10, 4]], [1, 2, INF], [value], upper)) == [expected]
+def test_edges_for_take_the_bucket_edge_on_the_safe_side(boundary, ratio, upper, fail, passing):
+    found_fail, found_pass = buckets.edges_for([0.1, 0.2, 0.4, INF], [boundary], ratio, upper)
+    assert (int(found_fail[0]), int(found_pass[0])) == (fail, passing)
 
 
-def test_counts_beyond_value_overstates_a_falling_tail():
-    # Density falling across (1, 2]: 8 observations in (1, 1.5], 2 in (1.5, 2]; the linear share
-    # above 1.5 (5) is more than the true 2, the safe side for stable's count.
-    assert buckets.counts_beyond_value([[0, 10, 0]], [1, 2, INF], [1.5], True)[0] >= 2.0
+@pytest.mark.parametrize(
+    "edge, upper, expected",
+    [(-1, True, 24.0), (-1, False, 0.0), (0, True, 14.0), (1, False, 20.0), (2, False, 24.0)],
+)
+def test_counts_beyond_edge(edge, upper, expected):
+    assert list(buckets.counts_beyond_edge([[10, 10, 4]], [edge], upper)) == [expected]
+
+
+def test_resolvable_tolerance_is_what_the_edges_test():
+    assert buckets.resolvable_tolerance([0.1, 0.2, 0.4, INF], 2, 1.1, True) == (1.0, 2.0)
+    # Prometheus' default buckets near 0.5 s: a 10 % tolerance is really tested as x2
+    go = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, INF]
+    assert buckets.resolvable_tolerance(go, 6, 1.1, True) == (1.0, 2.0)
+    # geometric 2^(1/8) buckets resolve a 10 % tolerance as 1.19 (two edges)
+    fine = [2 ** (k / 8) for k in range(-40, 1)] + [INF]
+    passing, fail = buckets.resolvable_tolerance(fine, 38, 1.1, True)
+    assert passing == pytest.approx(2 ** (1 / 8)) and fail == pytest.approx(2 ** (2 / 8))

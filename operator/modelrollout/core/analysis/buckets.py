@@ -5,14 +5,17 @@ beyond a bucket boundary rather than on a quantile's interpolated value: buckets
 factor 2 apart, too coarse to resolve a 25 % move of p99, while the share of requests beyond a
 fixed boundary moves several-fold.
 
-A TOLERANCE ON THE VALUE, NOT ON THE SHARE. "p99 may be 10 % slower" says that the canary's
-share above a boundary b may be as large as stable's share above b / 1.1. The canary's count
-above b is exact (b is a bucket bound); stable's count above b / 1.1 falls inside a bucket and
-is interpolated linearly there, as `histogram_quantile` does (`counts_beyond_value`). In the tail
-the density falls across a bucket, so the linear share is *larger* than the true one: stable's
-count is overstated, which only makes the canary look better. The share itself would be the
-wrong scale: a 2 % move of p99 moves the share above it by 10 % or more, which pods of one
-version differ by from minute to minute.
+A TOLERANCE ON THE VALUE, TESTED ON WHOLE BUCKETS. "p99 may be 10 % slower" says that the
+canary's share above a boundary b may be as large as stable's share above b / 1.1. Stable's count
+above a value inside a bucket is not known: interpolating it assumes a flat density there, which
+a slow mode just under an edge breaks (the interpolated share is then too small, and a canary
+well within its tolerance is rolled back every time). So both counts are taken at bucket edges:
+FAIL compares the canary above b with stable above b-, the largest edge at or below b / 1.1
+(under the null the canary's share above b is at most stable's above b / 1.1, so at most its
+share above b-: the comparison at ratio 1 is valid); PASS compares with stable above b+, the
+smallest edge at or above b / 1.1. The test really asks about b / b- (FAIL) and b / b+ (PASS):
+the tolerance the buckets can resolve (`resolvable_tolerance`), which can be much coarser than the
+one asked for (Prometheus' default buckets a factor 2 apart resolve x2 only).
 
 CHOOSING THE BOUNDARY WITHOUT BREAKING VALIDITY. The boundary should sit at stable's quantile,
 which is only known from the data. Choosing it from the data being tested would let the test
@@ -120,32 +123,66 @@ def counts_beyond(counts: ArrayLike, boundary: ArrayLike, upper: bool) -> FloatA
     return result
 
 
-def counts_beyond_value(counts: ArrayLike, bounds: ArrayLike, value: ArrayLike, upper: bool) -> FloatArray:
-    """Per-interval counts above `value` (`upper`) or at or below it, linear inside its bucket.
+def edges_for(bounds: ArrayLike, boundary: ArrayLike, null_ratio: float, upper: bool) -> tuple[IntArray, IntArray]:
+    """The stable edges the FAIL and PASS tests count beyond, for each boundary index (..., T).
 
-    `counts` (..., T, K) with `bounds` (K,) ending in +Inf; `value` broadcasts against (..., T).
-    The first bucket starts at 0 when its bound is positive, as in `histogram_quantile`. A value
-    whose bucket has no finite width (the +Inf bucket, or a first bound <= 0) counts the whole
-    bucket on the asked side: the larger count, the safe side for the stable track it is used for.
+    For an upper tail (null_ratio >= 1): FAIL at the largest finite edge <= b / null_ratio (-1: none,
+    every observation counts as above), PASS at the smallest edge >= b / null_ratio. For a lower
+    tail (null_ratio <= 1): FAIL at the smallest finite edge >= b / null_ratio (K - 1, the +Inf
+    position, when none: every observation counts as at or below), PASS at the largest <= it.
+    A boundary of -1 (none yet) gives -1 for both.
 
-    counts_beyond_value([[10, 10, 0]], [1, 2, inf], [1.5], True) -> [5.0]
-    counts_beyond_value([[10, 10, 0]], [1, 2, inf], [0.5], False) -> [5.0]
+    edges_for([0.1, 0.2, 0.4, inf], [2], 1.1, True) -> ([1], [2])   (0.4 / 1.1 = 0.36: 0.2 and 0.4)
+    edges_for([0.1, 0.2, 0.4, inf], [1], 2.0, True) -> ([0], [0])   (0.2 / 2 = 0.1 is an edge)
+    """
+    le = np.asarray(bounds, dtype=np.float64)
+    finite = le[:-1]
+    b = np.asarray(boundary, dtype=np.int64)
+    target = finite[np.maximum(b, 0)] / null_ratio
+    at_or_below = np.searchsorted(finite, target, side="right") - 1  # largest edge <= target, -1 if none
+    at_or_above = np.searchsorted(finite, target, side="left")  # smallest edge >= target, len if none
+    if upper:
+        fail, passing = at_or_below, at_or_above
+    else:
+        fail, passing = at_or_above, at_or_below
+    fail = np.where(b >= 0, fail, -1).astype(np.int64)
+    passing = np.where(b >= 0, passing, -1).astype(np.int64)
+    return fail, passing
+
+
+def counts_beyond_edge(counts: ArrayLike, edge: ArrayLike, upper: bool) -> FloatArray:
+    """Per-interval counts above each interval's edge (`upper`) or at or below it.
+
+    `counts` (..., T, K) per bucket; `edge` (..., T) indexes the finite bounds, -1 standing for
+    "below the first bound" (everything is above it, nothing at or below) and K - 1 for +Inf.
+
+    counts_beyond_edge([[5, 3, 2]], [-1], True) -> [10.0]; counts_beyond_edge([[5, 3, 2]], [0], False) -> [5.0]
     """
     c = np.asarray(counts, dtype=np.float64)
-    le = np.asarray(bounds, dtype=np.float64)
-    v = np.broadcast_to(np.asarray(value, dtype=np.float64), c.shape[:-1])
-    lower = np.concatenate([[0.0 if le[0] > 0.0 else -np.inf], le[:-1]])
-    k = np.minimum(np.searchsorted(le, v, side="left"), le.size - 1)  # lower[k] < v <= le[k]
-    width = le[k] - lower[k]
-    sized = np.isfinite(width) & (width > 0.0)
-    safe_width = np.where(sized, width, 1.0)
-    share_above = np.where(sized, np.clip((le[k] - v) / safe_width, 0.0, 1.0), 1.0)
-    share_below = np.where(sized, np.clip((v - lower[k]) / safe_width, 0.0, 1.0), 1.0)
-    cumulative = np.cumsum(c, axis=-1)
-    inside = np.take_along_axis(c, k[..., None], axis=-1)[..., 0]
-    up_to_bucket = np.take_along_axis(cumulative, k[..., None], axis=-1)[..., 0]
-    if upper:
-        result: FloatArray = cumulative[..., -1] - up_to_bucket + inside * share_above
-    else:
-        result = up_to_bucket - inside + inside * share_below
+    e = np.asarray(edge, dtype=np.int64)
+    cumulative = np.concatenate([np.zeros((*c.shape[:-1], 1)), np.cumsum(c, axis=-1)], axis=-1)
+    at_or_below = np.take_along_axis(cumulative, (e + 1)[..., None], axis=-1)[..., 0]
+    result: FloatArray = c.sum(axis=-1) - at_or_below if upper else at_or_below
     return result
+
+
+def resolvable_tolerance(bounds: ArrayLike, boundary: int, null_ratio: float, upper: bool) -> tuple[float, float]:
+    """The ratios the edge tests really ask about at one boundary: (for PASS, for FAIL).
+
+    A regression beyond the FAIL ratio can fail the test; one below the PASS ratio can pass it
+    surely; in between the buckets cannot tell. For an upper tail they are b / b+ <= null_ratio and
+    b / b- >= null_ratio (inf where no edge b- exists); for a lower tail the mirror.
+
+    resolvable_tolerance([0.1, 0.2, 0.4, inf], 2, 1.1, True) -> (1.0, 2.0)
+    """
+    le = np.asarray(bounds, dtype=np.float64)
+    fail, passing = edges_for(le, [boundary], null_ratio, upper)
+    b = float(le[boundary])
+    finite = le[:-1]
+
+    def ratio(edge: int) -> float:
+        if 0 <= edge < finite.size and finite[edge] > 0.0:
+            return b / float(finite[edge])
+        return float("inf") if upper else 0.0
+
+    return ratio(int(passing[0])), ratio(int(fail[0]))

@@ -20,6 +20,7 @@ the caller splits the rollout's alpha (`verdicts.alpha_per_test`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -33,6 +34,7 @@ from modelrollout.core.analysis import (
     drift,
     quality,
     results,
+    robust,
     samples,
     sequential,
     settings,
@@ -100,7 +102,7 @@ def compare_counts(
     config: settings.AnalysisSettings = settings.DEFAULT,
     window_closed: bool = False,
 ) -> results.MetricResult:
-    """Is the canary's event rate within `comparison`'s tolerance of stable's?
+    """Is the canary's event rate within `comparison`'s tolerance of stable's, beyond pod spread?
 
     e.g. stable 10 errors in 1000 requests per interval, canary 3 in 100, for 20 intervals, at
     tolerance 0.1 and alpha 0.01 -> FAIL, ratio 3.0, CS about [2.3, 3.9].
@@ -108,35 +110,93 @@ def compare_counts(
     if series.error is not None:
         return results.error(series.metric, "compare", f"cannot read {series.metric}: {series.error}")
     data = quality.counts(series)
+    stable_pods, canary_pods = count_pods(series, data)
     stable = _track(data.stable_requests, data.stable_events)
     canary = _track(data.canary_requests, data.canary_events)
     return _compare_shares(
-        _Shares(series.metric, "compare", data.canary_events, data.stable_events,
-                data.canary_requests, data.stable_requests, stable, canary, data.window),
+        _Shares(series.metric, "compare", stable_pods, canary_pods, stable, canary, data.window),
         theta0=comparison.null_ratio, upward=comparison.upward,
         alpha=alpha, config=config, window_closed=window_closed,
         subject=f"canary rate {results.number(canary.value)} vs stable {results.number(stable.value)}",
     )
 
 
+def count_pods(series: samples.CountSamples, data: quality.Counts) -> tuple[robust.Pods, robust.Pods]:
+    """Per-pod counts of each track (each track one pod when the source cannot tell pods apart), with
+    the intervals the quality gate dropped zeroed for every pod."""
+    if not series.pods:
+        return (robust.single_pod(data.stable_requests, data.stable_events),
+                robust.single_pod(data.canary_requests, data.canary_events))
+    tracks = []
+    for canary in (False, True):
+        chosen = [pod for pod in series.pods if pod.canary is canary] or [
+            samples.PodCounts("", canary, (0.0,) * len(series.intervals), (0.0,) * len(series.intervals))]
+        n = np.array([pod.requests for pod in chosen], dtype=np.float64).reshape(len(chosen), -1)
+        x = np.array([pod.events for pod in chosen], dtype=np.float64).reshape(len(chosen), -1)
+        usable = data.valid[None, :] & np.isfinite(n) & np.isfinite(x) & (n >= 0.0) & (x >= 0.0)
+        tracks.append(robust.Pods(np.where(usable, n, 0.0), np.where(usable, np.minimum(x, n), 0.0)))
+    return tracks[0], tracks[1]
+
+
 def tail_events(
     stable: FloatArray, canary: FloatArray, bounds: FloatArray, quantile: float, comparison: checks.Comparison,
-) -> tuple[FloatArray, FloatArray, IntArray]:
-    """Per-interval events of the tail test on (..., T, K) histograms: canary's, stable's, boundary.
+    per_pod: bool = False,
+) -> TailEvents:
+    """The tail test's counts on (..., T, K) histograms, or (..., P, T, K) ones with `per_pod`.
 
-    The canary's events are its observations beyond the predictable boundary b (above it for
-    lower-is-better); stable's are its observations beyond b / null_ratio, so that "canary's
-    quantile at most null_ratio times stable's" becomes "canary's share beyond b at most stable's
-    beyond b / null_ratio": a ratio of 1 is the tolerance. Intervals without a boundary have none.
+    The boundary b of each interval is chosen from stable's data before it, and so is the next
+    bound beyond it (the quantile may move a bucket or the regression may show further out): two
+    candidates, with a leading axis of 2 on every count. The canary's events are its observations
+    beyond a candidate (above it for lower-is-better); stable's are its observations beyond the
+    edges `buckets.edges_for` picks: b- for the FAIL test, b+ for the PASS test, so that "the
+    canary's quantile at most null_ratio times stable's" is tested at ratio 1 on whole buckets.
+    Intervals without a boundary have no events.
     """
     upper = comparison.upward
     tail = 1.0 - quantile if upper else quantile
-    boundary = buckets.predictable_boundaries(stable, tail, upper, BOUNDARY_OBSERVATIONS / tail)
+    primary = buckets.predictable_boundaries(stable.sum(axis=-3) if per_pod else stable, tail, upper,
+                                             BOUNDARY_OBSERVATIONS / tail)
+    further = primary + 1 if upper else primary - 1
+    finite = len(bounds) - 1
+    further = np.where((primary >= 0) & (further >= 0) & (further < finite), further, -1)
+    boundary = np.stack([primary, further])
+    fail_edge, pass_edge = buckets.edges_for(bounds, boundary, comparison.null_ratio, upper)
     has = boundary >= 0
-    scaled = bounds[np.maximum(boundary, 0)] / comparison.null_ratio
-    x_c = buckets.counts_beyond(canary, boundary, upper)
-    x_s = np.where(has, buckets.counts_beyond_value(stable, bounds, scaled, upper), 0.0)
-    return x_c, x_s, boundary
+
+    def beyond(counts: FloatArray, edge: IntArray) -> FloatArray:
+        where, at = (has[..., None, :], edge[..., None, :]) if per_pod else (has, edge)
+        shape = (2, *counts.shape[:-1])
+        found: FloatArray = np.where(where, buckets.counts_beyond_edge(
+            np.broadcast_to(counts, (2, *counts.shape)), np.broadcast_to(at, shape), upper), 0.0)
+        return found
+
+    return TailEvents(boundary=boundary, canary=beyond(canary, boundary), stable_fail=beyond(stable, fail_edge),
+                      stable_pass=beyond(stable, pass_edge), fail_edge=fail_edge, pass_edge=pass_edge)
+
+
+class TailEvents:
+    """Per-interval counts of the tail test, per candidate boundary (leading axis of 2): the canary's
+    beyond b, stable's beyond b- and b+."""
+
+    def __init__(self, boundary: IntArray, canary: FloatArray, stable_fail: FloatArray, stable_pass: FloatArray,
+                 fail_edge: IntArray, pass_edge: IntArray) -> None:
+        self.boundary, self.canary, self.stable_fail, self.stable_pass = boundary, canary, stable_fail, stable_pass
+        self.fail_edge, self.pass_edge = fail_edge, pass_edge
+
+
+def histogram_pods(series: samples.HistogramSamples, data: quality.Histograms) -> tuple[FloatArray, FloatArray]:
+    """Per-pod bucket increments (P, T, K) of each track, dropped intervals zeroed; one pod per track
+    when the source cannot tell pods apart."""
+    if not series.pods:
+        return data.stable[None], data.canary[None]
+    shape = (len(series.intervals), len(series.bounds))
+    tracks = []
+    for canary in (False, True):
+        chosen = [np.array(pod.buckets, dtype=np.float64).reshape(shape) for pod in series.pods if pod.canary is canary]
+        counts = np.stack(chosen) if chosen else np.zeros((1, *shape))
+        usable = data.valid[None, :, None] & np.isfinite(counts) & (counts >= 0.0)
+        tracks.append(np.where(usable, counts, 0.0))
+    return tracks[0], tracks[1]
 
 
 def compare_tail(
@@ -151,47 +211,84 @@ def compare_tail(
     """Is the canary's `quantile` beyond stable's by more than the tolerance (on the value)?
 
     For lower-is-better the bad side is above the boundary (slow requests); for higher-is-better
-    it is below. See `tail_events` for how the tolerance becomes a comparison of counts.
+    it is below. See `tail_events` for how the tolerance becomes counts on whole buckets, and
+    `buckets.resolvable_tolerance` for what the buckets can tell.
     """
     if series.error is not None:
         return results.error(series.metric, "compare", f"cannot read {series.metric}: {series.error}")
     data = quality.histograms(series)
     upper = comparison.upward
-    x_c, x_s, boundary = tail_events(data.stable, data.canary, data.bounds, quantile, comparison)
-    n_c, n_s = data.canary.sum(axis=-1), data.stable.sum(axis=-1)
-    stable = _track(n_s, x_s, buckets.histogram_quantile(quantile, data.bounds, data.stable.sum(axis=0)))
-    canary = _track(n_c, x_c, buckets.histogram_quantile(quantile, data.bounds, data.canary.sum(axis=0)))
-    has = boundary >= 0  # intervals with a boundary: the only ones the shares count
-    chosen = boundary[has]
-    side = "above" if upper else "at or below"
+    stable_pods, canary_pods = histogram_pods(series, data)
+    found = tail_events(stable_pods, canary_pods, data.bounds, quantile, comparison, per_pod=True)
+    has = found.boundary >= 0  # (2, T)
+    n_c = np.where(has[:, None, :], canary_pods.sum(axis=-1), 0.0)  # (2, P, T)
+    n_s = np.where(has[:, None, :], stable_pods.sum(axis=-1), 0.0)
+    x_c, x_s = found.canary[0].sum(axis=0), found.stable_fail[0].sum(axis=0)
+    stable = _track(n_s[0].sum(axis=0), x_s,
+                    buckets.histogram_quantile(quantile, data.bounds, data.stable.sum(axis=0)))
+    canary = _track(n_c[0].sum(axis=0), x_c,
+                    buckets.histogram_quantile(quantile, data.bounds, data.canary.sum(axis=0)))
     name = f"p{_percent(quantile)}"
+    chosen = np.flatnonzero(has[0])
+    resolution = ""
+    coarse = None
     if chosen.size:
-        at = float(data.bounds[chosen[-1]])
-        where = (f"canary {_share(x_c, n_c * has)} {side} {results.number(at)} vs stable "
-                 f"{_share(x_s, n_s * has)} {side} {results.number(at / comparison.null_ratio)}")
+        last = int(found.boundary[0, chosen[-1]])
+        at = float(data.bounds[last])
+        side = "above" if upper else "at or below"
+        _, theta_fail = buckets.resolvable_tolerance(data.bounds, last, comparison.null_ratio, upper)
+        fail_at = _edge_value(data.bounds, int(found.fail_edge[0, chosen[-1]]), upper)
+        where = "; ".join(
+            f"canary {_share(found.canary[j].sum(axis=0), n_c[j].sum(axis=0))} {side} "
+            f"{results.number(float(data.bounds[int(found.boundary[j, chosen[-1]])]))} vs stable "
+            f"{_share(found.stable_fail[j].sum(axis=0), n_s[j].sum(axis=0))} {side} "
+            f"{_edge_value(data.bounds, int(found.fail_edge[j, chosen[-1]]), upper)}"
+            for j in range(2) if found.boundary[j, chosen[-1]] >= 0)
+        resolution = f"; the buckets resolve x{results.number(theta_fail)} here"
+        if _too_coarse(theta_fail, comparison.null_ratio):
+            coarse = (f"{name} tolerance {comparison.tolerance:.0%}: these buckets can only show a regression "
+                      f"beyond x{results.number(theta_fail)} (edges {fail_at} and {results.number(at)})")
     else:
         where = "no boundary yet"
-    return _compare_shares(
-        _Shares(series.metric, "compare", x_c, x_s, n_c, n_s, stable, canary, data.window),
+    result = _compare_shares(
+        _Shares(series.metric, "compare", robust.Pods(n_s, found.stable_fail), robust.Pods(n_c, found.canary),
+                stable, canary, data.window,
+                pass_pods=(robust.Pods(n_s, found.stable_pass), robust.Pods(n_c, found.canary)), candidates=True),
         theta0=1.0, upward=True, alpha=alpha, config=config, window_closed=window_closed,
         ratio_of="ratio of those shares",
         subject=(f"canary {name} {results.number(canary.value)} vs stable {results.number(stable.value)}, "
-                 f"tolerated x{results.number(comparison.null_ratio)}; {where}"),
+                 f"tolerated x{results.number(comparison.null_ratio)}; {where}{resolution}"),
     )
+    return dataclasses.replace(result, warning=coarse)
+
+
+def _edge_value(bounds: FloatArray, edge: int, upper: bool) -> str:
+    if 0 <= edge < bounds.size - 1:
+        return results.number(float(bounds[edge]))
+    return "0" if upper else "+Inf"
+
+
+def _too_coarse(theta_fail: float, null_ratio: float) -> bool:
+    """The buckets test a ratio more than 1.5 times beyond the tolerated one: a regression of the
+    size asked about cannot fail this test."""
+    return theta_fail > 1.5 * null_ratio if null_ratio >= 1.0 else theta_fail < null_ratio / 1.5
 
 
 class _Shares:
-    """Per-interval events and exposures of both tracks, with what to report about them."""
+    """Per-pod events and exposures of both tracks, with what to report about them.
+
+    `pass_pods` gives the PASS test other stable events than the FAIL test (the tail test's b+)."""
 
     def __init__(
-        self, metric: str, check: str, x_c: FloatArray, x_s: FloatArray, n_c: FloatArray, n_s: FloatArray,
+        self, metric: str, check: str, stable_pods: robust.Pods, canary_pods: robust.Pods,
         stable: results.Track, canary: results.Track, window: results.Window,
+        pass_pods: tuple[robust.Pods, robust.Pods] | None = None, candidates: bool = False,
     ) -> None:
-        informative = (n_c > 0.0) & (n_s > 0.0)
         self.metric, self.check, self.stable, self.canary, self.window = metric, check, stable, canary, window
-        self.events = np.where(informative, x_c, 0.0)
-        self.total = np.where(informative, x_c + x_s, 0.0)
-        self.exposure = np.where(informative, n_c / np.where(informative, n_s, 1.0), 1.0)
+        self.fail_pods = (stable_pods, canary_pods)
+        self.pass_pods = pass_pods or self.fail_pods
+        self.candidates = candidates
+        """The pods' leading axis holds candidate event definitions (tail boundaries), averaged."""
 
 
 def _compare_shares(
@@ -201,37 +298,43 @@ def _compare_shares(
     """The comparison both count and tail tests share, from events split between the tracks."""
     missing = quality.shortfall(shares.stable.requests, shares.canary.requests,
                                 shares.stable.events + shares.canary.events, config)
-    ratio = float(sequential.ratio_estimate(shares.events, shares.total, shares.exposure))
-    lo, hi = sequential.ratio_bounds(shares.events, shares.total, shares.exposure, alpha)
-    log_fail = _log_e_max(shares, theta0, upward)
+    stable_pods, canary_pods = shares.fail_pods
+    fail = robust.compare(stable_pods, canary_pods, theta0, upward, alpha, candidates=shares.candidates)
+    passing = robust.compare(*shares.pass_pods, theta0, not upward, alpha, candidates=shares.candidates)
+    primary = (0,) if shares.candidates else ()  # the estimate and interval of the primary definition
+    x = canary_pods.total_events[primary]
+    n_c, n_s = canary_pods.total_requests[primary], stable_pods.total_requests[primary]
+    informative = (n_c > 0.0) & (n_s > 0.0)
+    events = np.where(informative, x, 0.0)
+    total = np.where(informative, x + stable_pods.total_events[primary], 0.0)
+    exposure = np.where(informative, n_c / np.where(informative, n_s, 1.0), 1.0)
+    ratio = float(sequential.ratio_estimate(events, total, exposure))
+    lo, hi = sequential.ratio_bounds(events, total, exposure, alpha, dispersion=fail.dispersion)
     evidence = decisions.Evidence(
-        log_e_fail=log_fail,
-        log_e_pass=_log_e_max(shares, theta0, not upward),
+        log_e_fail=fail.log_e_decisive,
+        log_e_pass=passing.log_e_decisive,
         estimate_ok=not math.isnan(ratio) and (ratio <= theta0 if upward else ratio >= theta0),
     )
     if missing is not None:
         verdict, why = Verdict.INCONCLUSIVE, f"not enough data: {missing}"
     else:
         verdict, why = decisions.decide(evidence, alpha=alpha, window_closed=window_closed, rule=config.compare_pass)
-    p = sequential.p_value(log_fail)
+    if verdict is not Verdict.FAIL and fail.log_e >= sequential.threshold(alpha) > fail.log_e_now:
+        why += " (the spread between stable pods explains the excess)"
+    p = sequential.p_value(evidence.log_e_fail)
     level = decisions.confidence(alpha)
+    allowances = robust.describe(fail)
     reason = (
         f"{why}: {subject} ({ratio_of} {results.number(ratio)}, {level:.1%} CS "
-        f"[{results.number(lo)}, {results.number(hi)}], tolerance {results.number(theta0)}, p={p:.2g})"
+        f"[{results.number(lo)}, {results.number(hi)}], tolerance {results.number(theta0)}, p={p:.2g}"
+        f"{'; ' + allowances if allowances else ''})"
     )
     return results.MetricResult(
         metric=shares.metric, check=shares.check, verdict=verdict, reason=reason,
         stable=shares.stable, canary=shares.canary, ratio=ratio, interval=(lo, hi), confidence=level,
-        e_value=math.exp(log_fail), p_value=p, alpha=alpha, window=shares.window,
+        e_value=math.exp(evidence.log_e_fail), p_value=p, alpha=alpha, window=shares.window,
+        dispersion=fail.dispersion, pod_spread=fail.spread,
     )
-
-
-def _log_e_max(shares: _Shares, theta0: float, upward: bool) -> float:
-    if shares.events.size == 0:
-        return 0.0
-    log_lr = sequential.share_log_lr(shares.events, shares.total, shares.exposure, theta0,
-                                     sequential.signed_offsets(upward))
-    return max(0.0, float(sequential.log_mixture_path(log_lr).max()))
 
 
 def _track(requests: FloatArray, events: FloatArray, value: float | None = None) -> results.Track:

@@ -33,6 +33,8 @@ class Counts:
     canary_requests: FloatArray
     canary_events: FloatArray
     window: results.Window
+    valid: NDArray[np.bool_]
+    """Which intervals are kept (T,): per-pod data must drop the same ones."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Histograms:
     stable: FloatArray
     canary: FloatArray
     window: results.Window
+    valid: NDArray[np.bool_]
 
 
 def _window(valid: NDArray[np.bool_], ends: FloatArray) -> results.Window:
@@ -74,7 +77,7 @@ def counts(series: samples.CountSamples) -> Counts:
             & (raw[:, 3] <= raw[:, 2])
         )
     clean = np.where(valid[:, None], raw, 0.0)
-    return Counts(clean[:, 0], clean[:, 1], clean[:, 2], clean[:, 3], _window(valid, ends))
+    return Counts(clean[:, 0], clean[:, 1], clean[:, 2], clean[:, 3], _window(valid, ends), valid)
 
 
 def histograms(series: samples.HistogramSamples) -> Histograms:
@@ -91,6 +94,7 @@ def histograms(series: samples.HistogramSamples) -> Histograms:
         stable=np.where(valid[:, None], stable, 0.0),
         canary=np.where(valid[:, None], canary, 0.0),
         window=_window(valid, ends),
+        valid=valid,
     )
 
 

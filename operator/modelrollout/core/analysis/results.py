@@ -60,6 +60,12 @@ class MetricResult:
     alpha: float | None = None
     """The level this test was run at (its share of the rollout's alpha)."""
     window: Window = Window()
+    dispersion: float | None = None
+    """How many times more the counts vary than independent events would (bursts); 1 for none."""
+    pod_spread: float | None = None
+    """Spread of stable pods' log rates beyond chance, which widens the tolerance."""
+    warning: str | None = None
+    """Something the user should fix although the test runs (buckets too coarse for the tolerance)."""
 
     @property
     def samples(self) -> int:
@@ -92,6 +98,9 @@ class MetricResult:
                 "start": _rounded(self.window.start, digits=12),
                 "end": _rounded(self.window.end, digits=12),
             },
+            "dispersion": _rounded(self.dispersion),
+            "podSpread": _rounded(self.pod_spread),
+            "warning": self.warning,
             "reason": self.reason,
         }
 

@@ -261,12 +261,14 @@ def _bounds_from_exclusions(
 
 
 def ratio_bounds(
-    events: ArrayLike, total: ArrayLike, exposure: ArrayLike, alpha: float, grid: FloatArray = RATIO_GRID
+    events: ArrayLike, total: ArrayLike, exposure: ArrayLike, alpha: float, grid: FloatArray = RATIO_GRID,
+    dispersion: float = 1.0,
 ) -> tuple[float, float]:
     """A (1 - 2 alpha) confidence sequence for the rate ratio, at the last interval of one series.
 
     Each side holds its alpha under continuous monitoring; values outside the grid report as
-    0 and inf. ratio_bounds([0]*9, [0]*9, [1.0]*9, 0.05) -> (0.0, inf) (no events, no bound)
+    0 and inf. `dispersion` tempers the evidence as the judges do for bursty events.
+    ratio_bounds([0]*9, [0]*9, [1.0]*9, 0.05) -> (0.0, inf) (no events, no bound)
     """
     x = np.asarray(events, dtype=np.float64)[:, None]
     m = np.asarray(total, dtype=np.float64)[:, None]
@@ -274,8 +276,8 @@ def ratio_bounds(
     if x.shape[0] == 0:
         return 0.0, math.inf
     theta = grid[None, :]
-    up = share_log_lr(x, m, r, theta, signed_offsets(True))  # (T, G, K)
-    down = share_log_lr(x, m, r, theta, signed_offsets(False))
+    up = share_log_lr(x, m, r, theta, signed_offsets(True)) / dispersion  # (T, G, K)
+    down = share_log_lr(x, m, r, theta, signed_offsets(False)) / dispersion
     up_max = log_mixture_path(np.moveaxis(up, 0, -2)).max(axis=-1)  # (G,)
     down_max = log_mixture_path(np.moveaxis(down, 0, -2)).max(axis=-1)
     return _bounds_from_exclusions(grid, _excluded(up_max, alpha), _excluded(down_max, alpha), math.inf)
