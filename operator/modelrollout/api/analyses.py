@@ -188,8 +188,9 @@ class Analysis(wire.Object):
     alpha: float = pydantic.Field(default=0.01, gt=0, le=0.5)
     """Tolerated chance of rolling back a revision that is in truth no worse, over the whole analysis."""
 
-    min_requests: int = pydantic.Field(default=100, ge=0, le=1_000_000_000)
-    """Requests each track must have served before a comparison can conclude anything."""
+    min_requests: int = pydantic.Field(default=100, ge=1, le=1_000_000_000)
+    """Requests each track must have served before a comparison can conclude anything (at least 1:
+    no verdict, Pass included, is ever given on no data)."""
 
     metrics: list[Metric] | None = pydantic.Field(
         default=None,

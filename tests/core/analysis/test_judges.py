@@ -10,7 +10,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from modelrollout.api.verdicts import Verdict
-from modelrollout.core.analysis import checks, judges, samples
+from modelrollout.core.analysis import checks, judges, samples, settings
 
 LOWER = checks.Comparison(tolerance=0.10)
 HIGHER = checks.Comparison(checks.Direction.HIGHER_IS_BETTER, tolerance=0.10)
@@ -218,3 +218,39 @@ def test_a_failure_stays_failed_and_a_replay_gives_the_same_answer():
     assert first.verdict is later.verdict is Verdict.FAIL
     assert later.p_value <= first.p_value
     assert later.to_status() == replay.to_status()
+
+
+NAN = math.nan
+NO_DATA = {
+    "no intervals": samples.CountSamples("e", ()),
+    "all nan": samples.CountSamples("e", (samples.CountInterval(NAN, NAN, NAN, NAN),) * 20),
+    "canary without traffic": samples.CountSamples("e", (samples.CountInterval(1000, 10, 0, 0),) * 20),
+    "stable without traffic": samples.CountSamples("e", (samples.CountInterval(0, 0, 1000, 10),) * 20),
+    "one request each": samples.CountSamples("e", (samples.CountInterval(1, 0, 1, 0),)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NO_DATA))
+@pytest.mark.parametrize("check", [
+    checks.MetricCheck("e", compare=LOWER),
+    checks.MetricCheck("e", slo=checks.Slo(max=0.05)),
+    checks.MetricCheck("e", slo=checks.Slo(max=0.05), compare=LOWER),
+])
+def test_no_data_never_passes_nor_fails_even_when_the_window_closes(name, check):
+    for found in judges.judge(NO_DATA[name], check, alpha=0.003, window_closed=True):
+        if name == "stable without traffic" and found.check.startswith("slo"):
+            continue  # an SLO judges the canary alone, which has data here
+        assert found.verdict is Verdict.INCONCLUSIVE, (name, found.reason)
+
+
+def test_a_histogram_without_observations_never_passes():
+    empty = samples.HistogramSamples("latency", (0.1, 0.2, math.inf),
+                                     (samples.HistogramInterval((0, 0, 0), (0, 0, 0)),) * 20)
+    check = checks.MetricCheck("latency", slo=checks.Slo(max=0.5), compare=LOWER, quantile=0.99)
+    for found in judges.judge(empty, check, alpha=0.005, window_closed=True):
+        assert found.verdict is Verdict.INCONCLUSIVE, found.reason
+
+
+def test_min_requests_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        settings.AnalysisSettings(min_requests=0)

@@ -40,7 +40,7 @@ class AnalysisSettings:
     min_requests: float = 100.0
     """Requests (or histogram observations) each track needs before any verdict; fewer gives
     INCONCLUSIVE. The tests are valid at any sample size; this guards the approximations and
-    catches a canary that receives no traffic."""
+    catches a canary that receives no traffic. At least 1: nothing passes on no data."""
 
     min_events: float = 0.0
     """Events (errors, observations beyond the boundary) both tracks together need before any
@@ -68,8 +68,8 @@ class AnalysisSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-        if self.min_requests < 0 or self.min_events < 0:
-            raise ValueError("min_requests and min_events must not be negative")
+        if self.min_requests < 1 or self.min_events < 0:
+            raise ValueError("min_requests must be at least 1 (no verdict on no data) and min_events not negative")
         if self.consecutive_error_limit < 0 or self.inconclusive_limit < 0:
             raise ValueError("limits must not be negative")
 
