@@ -311,6 +311,10 @@ class ModelDeploymentStatus(wire.Record):
     analysis_started_at: datetime.datetime | None = None
     """Start of the current analysis window; the judges read everything since."""
 
+    analysis_accepted: list[str] = pydantic.Field(default_factory=list, max_length=64)
+    """Tests whose failure a person accepted by promoting past it: for the rest of this analysis phase
+    they are reported but decide nothing (no new evidence or alpha is spent on them)."""
+
     consecutive_errors: int = pydantic.Field(default=0, ge=0)
     """Analysis intervals in a row in which a metric could not be read."""
 

@@ -99,6 +99,10 @@ class AnalysisWindow:
     candidate_track: labels.Track
     since: datetime.datetime
     final: bool = False
+    alpha_share: float = 1.0
+    """This phase's share of the rollout's alpha (`turns.alpha_share`): the tests run at alpha times it."""
+    accepted: frozenset[str] = frozenset()
+    """Tests whose failure a person accepted (status.analysisAccepted): reported, never deciding."""
 
 
 @dataclasses.dataclass(frozen=True)

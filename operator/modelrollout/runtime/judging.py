@@ -11,6 +11,7 @@ missing token Secret) are spec problems: the ModelDeployment becomes Degraded.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import logging
 
@@ -132,9 +133,22 @@ def source(runtime: shared.Runtime, md: resources.ModelDeployment) -> prometheus
     return runtime.prometheus.get(url, _token(runtime, md))
 
 
+def _status_name(result: results.MetricResult) -> str:
+    """How status.analysis names a test: the metric, with the check unless it is the comparison."""
+    return result.metric if result.check in ("compare", "") else f"{result.metric} ({result.check})"
+
+
+def _accepted(result: results.MetricResult) -> results.MetricResult:
+    """A test whose failure a person accepted: still reported, but it decides nothing."""
+    if result.verdict is not verdicts.Verdict.FAIL:
+        return result
+    return dataclasses.replace(result, verdict=verdicts.Verdict.PASS,
+                               reason=f"failure accepted by a person's promote: {result.reason}")
+
+
 def _status_entry(result: results.MetricResult, now: datetime.datetime) -> api_status.MetricResult:
     entry = result.to_status()
-    name = result.metric if result.check in ("compare", "") else f"{result.metric} ({result.check})"
+    name = _status_name(result)
     interval = entry.get("interval")
     return api_status.MetricResult.model_validate({
         **entry, "metric": name, "at": now,
@@ -169,7 +183,7 @@ def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decisi
     metrics = _metrics(analysis)
     pairs = [(m, _preset_metric(analysis, m, i)) for i, m in enumerate(metrics)]
     metric_checks = [_check(m, found) for m, found in pairs]
-    alpha = analysis_verdicts.alpha_per_test(config, metric_checks)
+    alpha = analysis_verdicts.alpha_per_test(config, metric_checks) * window.alpha_share
     found_results: list[results.MetricResult] = []
     for (metric, found), check in zip(pairs, metric_checks, strict=True):
         if found.kind is analyses.MetricKind.GAUGE:
@@ -183,6 +197,7 @@ def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decisi
         except Exception as error:  # a judge's bug must hold the rollout, not stop the operator
             LOG.exception("judging %s failed", metric.name)
             found_results.append(results.error(metric.name, "judge", f"judging failed: {error!r}"))
+    found_results = [_accepted(r) if _status_name(r) in window.accepted else r for r in found_results]
     verdict = analysis_verdicts.worst(r.verdict for r in found_results) if found_results else verdicts.Verdict.PASS
     worst = [r.reason for r in found_results if r.verdict is verdict]
     return observation.Evidence(window=window, verdict=verdict,

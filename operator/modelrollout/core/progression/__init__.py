@@ -25,10 +25,12 @@ EVIDENCE AND WINDOWS. Each decision asks for an `AnalysisWindow` whenever the ca
 traffic (or an analyze step runs) and spec.analysis is set; the next observation brings its
 verdict. `since` is when traffic first reached the candidate on its current track
 (status.analysisStartedAt), kept across steps: the judges' tests are anytime-valid, so the
-evidence of earlier steps is kept rather than thrown away, and alpha is spent once per rollout.
-It restarts at a handover (shadow to canary: a new track and a new kind of traffic) and after a
-person promotes past a failed analysis. `final` marks the look at an analyze step's end.
-Evidence for any other window is stale and ignored.
+evidence of earlier steps is kept rather than thrown away. It restarts at a handover (shadow to
+canary: a new track and a new kind of traffic) and at a blue-green post-promotion analysis: each
+such phase runs at its share of alpha (`turns.alpha_share`), so a rollout spends alpha once
+however many phases it has. A person who promotes past a failed analysis accepts that failure
+(status.analysisAccepted): the window goes on and no alpha is spent again. `final` marks the
+look at an analyze step's end. Evidence for any other window is stale and ignored.
 
 WHAT A VERDICT DOES. FAIL, at any step (the background check), rolls back, or pauses with
 rollback.automatic false. PASS ends an analyze step once its duration is over, and nothing

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from modelrollout.api import commands, labels
+from modelrollout.api import commands, labels, verdicts
 from modelrollout.api import status as api_status
 from modelrollout.core import conditions, decision, revisions, steps
 from modelrollout.core.progression import moves, turns
@@ -58,11 +58,7 @@ def _promote_command(ctx: turns.Context, turn: turns.Turn, command: commands.Com
     if st.pause_reason is PauseReason.COMMAND:
         return turn, False, "paused by a command: resume first"
     stance = turns.stance(ctx.spec, ctx.plan, st)
-    cleared = turn.set(
-        pause_reason=None,
-        consecutive_errors=0,
-        analysis_started_at=None if st.pause_reason is PauseReason.FAILED_ANALYSIS else st.analysis_started_at,
-    )
+    cleared = turn.set(pause_reason=None, consecutive_errors=0, analysis_accepted=_accepted(st))
     if stance.promoting:
         if st.consecutive_errors or st.pause_reason:
             return cleared, True, "switching once the new pods are ready, despite the analysis"
@@ -75,6 +71,16 @@ def _promote_command(ctx: turns.Context, turn: turns.Turn, command: commands.Com
     return turn, False, f"step {(st.current_step or 0) + 1} ({what}) ends once its pods are ready; promote-full skips"
 
 
+def _accepted(status: api_status.ModelDeploymentStatus) -> list[str]:
+    """A promote past a failed analysis is the person's decision, not new evidence: the tests that
+    failed are accepted for the rest of the phase, and every other test keeps its evidence and its
+    share of alpha (restarting them would spend alpha a second time)."""
+    if status.pause_reason is not PauseReason.FAILED_ANALYSIS:
+        return list(status.analysis_accepted)
+    failed = [entry.metric for entry in status.analysis if entry.verdict is verdicts.Verdict.FAIL]
+    return sorted({*status.analysis_accepted, *failed})[:64]
+
+
 def _promote_full(ctx: turns.Context, turn: turns.Turn, command: commands.Command) -> turns.Reply:
     """Skip the remaining steps: straight to the promotion."""
     st = turn.status
@@ -82,13 +88,7 @@ def _promote_full(ctx: turns.Context, turn: turns.Turn, command: commands.Comman
         return turn, False, "no rollout in progress"
     if (st.current_step or 0) >= len(ctx.plan):
         return turn, False, "already promoting"
-    failed = st.pause_reason is PauseReason.FAILED_ANALYSIS
-    turn = turn.set(
-        pause_reason=None,
-        paused_at=None,
-        consecutive_errors=0,
-        analysis_started_at=None if failed else st.analysis_started_at,
-    )
+    turn = turn.set(pause_reason=None, paused_at=None, consecutive_errors=0, analysis_accepted=_accepted(st))
     return (
         moves.next_step(ctx, turn, turns.stance(ctx.spec, ctx.plan, st), " (promote-full)", len(ctx.plan)),
         True,

@@ -85,7 +85,7 @@ def next_step(
     following = turns.at(ctx.spec, ctx.plan, index)
     fields: dict[str, object] = {"current_step": index, "step_started_at": ctx.now, "inconclusive_count": 0}
     if following.track is not stance.track:
-        fields.update(canary_weight=0, mirror_percent=0, analysis_started_at=None)
+        fields.update(canary_weight=0, mirror_percent=0, analysis_started_at=None, analysis_accepted=[])
         turn = turn.note(
             NORMAL, "Handover", f"the {stance.track.value} phase passed: continuing as {following.track.value}"
         )
@@ -114,7 +114,7 @@ def promote(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance) -> turns
         stable_spec=snapshot,
         history=history(ctx, st, entry),
         scale_downs=waiting,
-    ).set(analysis_started_at=verify, analysis=[] if verify else st.analysis)
+    ).set(analysis_started_at=verify, analysis=[] if verify else st.analysis, analysis_accepted=[])
     return turn.note(NORMAL, "Promoted", f"revision {candidate} serves all traffic; revision {old} goes")
 
 

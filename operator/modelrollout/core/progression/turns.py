@@ -49,6 +49,7 @@ IDLE: Mapping[str, object] = {  # the rollout fields of a ModelDeployment with n
     "pause_reason": None,
     "paused_at": None,
     "analysis_started_at": None,
+    "analysis_accepted": [],
     "consecutive_errors": 0,
     "inconclusive_count": 0,
 }
@@ -238,11 +239,41 @@ def window(
         if check is None or old is None:
             return None
         final = at >= since + durations.parse_duration(check.duration)
-        return decision.AnalysisWindow(old, stable, Track.STABLE, since, final=final)
+        return decision.AnalysisWindow(old, stable, Track.STABLE, since, final=final, alpha_share=alpha_share(spec),
+                                       accepted=frozenset(status.analysis_accepted))
     try:
         here = stance(spec, plan(spec), status)
     except ValueError:
         return None
     end = steps.deadline(here.step, status.step_started_at, status.inconclusive_count)
     final = isinstance(here.step, steps.Analyze) and end is not None and at >= end
-    return decision.AnalysisWindow(stable, candidate, here.track, since, final=final)
+    return decision.AnalysisWindow(stable, candidate, here.track, since, final=final,
+                                   alpha_share=alpha_share(spec), accepted=frozenset(status.analysis_accepted))
+
+
+def analysis_phases(spec: api_spec.ModelDeploymentSpec) -> tuple[str, ...]:
+    """The phases a rollout of this spec judges with fresh evidence, in order: each track the plan
+    sends traffic to (shadow, canary, preview), then the post-promotion analysis if there is one.
+
+    analysis_phases(shadow then canary) -> ("shadow", "canary"); blue-green with post-promotion
+    analysis -> ("preview", "post-promotion")
+    """
+    try:
+        walked = plan(spec)
+    except ValueError:
+        return ()
+    tracks: list[str] = []
+    for index in range(len(walked)):
+        here = at(spec, walked, index)
+        if not here.promoting and here.track.value not in tracks:
+            tracks.append(here.track.value)
+    return (*tracks, *(("post-promotion",) if post_analysis(spec) is not None else ()))
+
+
+def alpha_share(spec: api_spec.ModelDeploymentSpec) -> float:
+    """Each phase's share of the rollout's alpha: spent once per rollout, split over its phases.
+
+    A phase's tests start afresh (a new track, or the new revision alone after the switch), so
+    their false-rollback chances add up; an equal split keeps the sum within alpha whichever
+    phases run, and across restarts, since it follows from the spec alone."""
+    return 1.0 / max(1, len(analysis_phases(spec)))
