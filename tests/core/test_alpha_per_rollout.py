@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from modelrollout.api import commands, verdicts
 from modelrollout.api import status as api_status
 from modelrollout.api.status import PauseReason
-from modelrollout.core import revisions
+from modelrollout.core import decision, revisions
 from modelrollout.core.progression import turns
 from tests.core import world
 from tests.core.test_rollouts import started
@@ -58,3 +60,26 @@ def test_a_promote_past_a_failed_analysis_keeps_the_evidence_and_accepts_only_th
     assert window is not None and window.accepted == frozenset({"error-rate"})
     w.settle()
     assert w.stable == revisions.of_spec(w.spec) and w.status.analysis_accepted == []
+
+
+class _WarnedWorld(world.World):
+    """Every evidence carries a p99 result whose buckets are too coarse for its tolerance."""
+
+    def observe(self):  # type: ignore[no-untyped-def]
+        seen = super().observe()
+        if seen.evidence is None:
+            return seen
+        entry = api_status.MetricResult(metric="p99-latency", verdict=verdicts.Verdict.PASS, at=self.now,
+                                        warning="p99 tolerance 10%: these buckets can only show a regression beyond x2")
+        evidence = dataclasses.replace(seen.evidence, metrics=[entry])
+        return dataclasses.replace(seen, evidence=evidence)
+
+
+def test_buckets_too_coarse_is_said_once_as_a_warning_event():
+    w = _WarnedWorld(world.make_spec())
+    w.settle()
+    w.change(version="2.0.0")
+    w.settle()
+    warned = [event for made in w.decisions for event in made.events if event.reason == "BucketsTooCoarse"]
+    assert len(warned) == 1 and warned[0].type is decision.EventType.WARNING
+    assert "beyond x2" in warned[0].message

@@ -73,7 +73,7 @@ def judge(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: obse
     if evidence is None or not _fresh(evidence.window, st, stance):
         return turn
     if evidence.metrics:
-        turn = turn.set(analysis=list(evidence.metrics)[:64])
+        turn = _warn(turn, st, evidence).set(analysis=list(evidence.metrics)[:64])
     if evidence.verdict is Verdict.ERROR:
         return _unreadable(ctx, turn, evidence)
     turn = _readable(ctx, turn)
@@ -91,6 +91,16 @@ def judge(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: obse
         return turn.but(passed=True).note(NORMAL, "AnalysisPassed", evidence.reason or "the analysis passed")
     if evidence.verdict is Verdict.INCONCLUSIVE and final and evidence.window.final and not turn.status.pause_reason:
         return _inconclusive(ctx, turn, stance.step, evidence)
+    return turn
+
+
+def _warn(turn: turns.Turn, status: api_status.ModelDeploymentStatus, evidence: observation.Evidence) -> turns.Turn:
+    """A Warning Event the first time a metric's result carries a warning (buckets too coarse for
+    the tolerance asked): the test runs, but the user should know what it can and cannot see."""
+    warned = {entry.metric for entry in status.analysis if entry.warning}
+    for entry in evidence.metrics:
+        if entry.warning and entry.metric not in warned:
+            turn = turn.note(WARNING, "BucketsTooCoarse", f"{entry.metric}: {entry.warning}")
     return turn
 
 
