@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 
 from modelrollout.api.verdicts import Verdict
@@ -144,3 +146,13 @@ def test_identical_distributions_never_drift():
     result = drift.compare_distributions(scores(same, same, intervals=200), 0.0, alpha=0.01, window_closed=True)
     assert result.verdict is Verdict.PASS
     assert result.p_value == 1.0
+
+
+def test_a_rate_gate_tempered_for_bursts_needs_more_evidence():
+    one = samples.CountInterval(1000, 10, 1000, 20)
+    series = samples.CountSamples("e", (one,) * 10)
+    plain = slo.rate(series, checks.Slo(max=0.01), alpha=0.01)[0]
+    tempered = slo.rate(series, checks.Slo(max=0.01), alpha=0.01, dispersion=np.full(10, 3.0))[0]
+    assert plain.e_value is not None and tempered.e_value is not None
+    # a third of the evidence, give or take which of the mixture's alternatives fits best
+    assert math.log(plain.e_value) / 3.0 - 2.0 < math.log(tempered.e_value) < math.log(plain.e_value) / 2.0

@@ -75,7 +75,8 @@ def judge(
                      for name, asked in checks_asked if asked is not None)
     if isinstance(series, samples.CountSamples):
         if check.slo is not None:
-            found += slo.rate(series, check.slo, alpha=alpha, config=config, window_closed=closed)
+            found += slo.rate(series, check.slo, alpha=alpha, config=config, window_closed=closed,
+                              dispersion=_dispersion(series))
         if check.compare is not None:
             found.append(compare_counts(series, check.compare, alpha=alpha, config=config, window_closed=closed))
     elif check.quantile is None:
@@ -119,6 +120,15 @@ def compare_counts(
         alpha=alpha, config=config, window_closed=window_closed,
         subject=f"canary rate {results.number(canary.value)} vs stable {results.number(stable.value)}",
     )
+
+
+def _dispersion(series: samples.CountSamples) -> FloatArray | None:
+    """Per-interval predictable dispersion of a count series, for the one-track SLO gates."""
+    if series.error is not None:
+        return None
+    data = quality.counts(series)
+    stable_pods, canary_pods = count_pods(series, data)
+    return robust.dispersion(stable_pods, canary_pods)
 
 
 def count_pods(series: samples.CountSamples, data: quality.Counts) -> tuple[robust.Pods, robust.Pods]:

@@ -283,15 +283,18 @@ def ratio_bounds(
     return _bounds_from_exclusions(grid, _excluded(up_max, alpha), _excluded(down_max, alpha), math.inf)
 
 
-def rate_log_e(events: ArrayLike, trials: ArrayLike, p0: float, upward: bool) -> FloatArray:
+def rate_log_e(events: ArrayLike, trials: ArrayLike, p0: float, upward: bool,
+               dispersion: ArrayLike = 1.0) -> FloatArray:
     """The log e-process path testing a one-track rate against p0 (H0: p <= p0 when upward).
 
-    `events` and `trials` are per-interval increments on the last axis.
+    `events` and `trials` are per-interval increments on the last axis; `dispersion` (>= 1, per
+    interval or one number, predictable) tempers each interval's evidence for bursty events.
     rate_log_e([0]*3, [10]*3, 0.5, True) -> decreasing path below 0 (no events, H0 p <= 0.5 holds)
     """
     x = np.asarray(events, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
-    return log_mixture_path(rate_log_lr(x, n, p0, signed_offsets(upward)))
+    phi = np.asarray(dispersion, dtype=np.float64)
+    return log_mixture_path(rate_log_lr(x, n, p0, signed_offsets(upward)) / (phi[..., None] if phi.ndim else phi))
 
 
 def rate_bounds(

@@ -57,8 +57,12 @@ def rate(
     alpha: float,
     config: settings.AnalysisSettings = settings.DEFAULT,
     window_closed: bool = False,
+    dispersion: FloatArray | None = None,
 ) -> tuple[results.MetricResult, ...]:
     """The canary's event rate against `bound`: one result per bound (max, min).
+
+    `dispersion` (per interval, predictable, >= 1) tempers the evidence when errors come in bursts
+    (`robust.dispersion`); the same Jensen argument as for the comparison keeps the test valid.
 
     e.g. canary 30 errors in 1000 requests against max 0.01, alpha 0.01 -> FAIL (CS about
     [0.017, 0.05]); 3 errors in 100 -> INCONCLUSIVE mid-window (CS [0.003, 0.12] holds 0.01).
@@ -76,10 +80,11 @@ def rate(
     for check, limit in _limits(bound):
         p0 = min(max(limit, RATE_FLOOR), 1.0 - RATE_FLOOR)
         upper_limit = check == "slo-max"
-        log_fail = _log_e_max(x, n, p0, upper_limit)
+        phi = np.ones_like(x) if dispersion is None else dispersion
+        log_fail = _log_e_max(x, n, p0, upper_limit, phi)
         evidence = decisions.Evidence(
             log_e_fail=log_fail,
-            log_e_pass=_log_e_max(x, n, p0, not upper_limit),
+            log_e_pass=_log_e_max(x, n, p0, not upper_limit, phi),
             estimate_ok=not math.isnan(value) and (value <= limit if upper_limit else value >= limit),
         )
         verdict, why = _judged(evidence, missing, alpha, config, window_closed)
@@ -98,10 +103,10 @@ def rate(
     return tuple(found)
 
 
-def _log_e_max(events: FloatArray, trials: FloatArray, p0: float, upward: bool) -> float:
+def _log_e_max(events: FloatArray, trials: FloatArray, p0: float, upward: bool, dispersion: FloatArray) -> float:
     if events.shape[-1] == 0:
         return 0.0
-    return max(0.0, float(sequential.rate_log_e(events, trials, p0, upward).max()))
+    return max(0.0, float(sequential.rate_log_e(events, trials, p0, upward, dispersion).max()))
 
 
 def quantile(
