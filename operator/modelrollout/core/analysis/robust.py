@@ -25,12 +25,18 @@ rollout: stable against stable cannot differ by version.
 - `phi_i` pools prequential Pearson residuals: each stable pod against the rest of stable, and the
   canary against stable, each residual computed with the share estimated *before* its interval
   (so a pod's or the canary's own persistent level is not mistaken for noise), divided by `1 +
-  m_i / M_<i` to undo the noise of that estimate. It starts from a prior (`prior_dispersion`
-  over `prior_weight` residuals) and is used only where it is significantly above 1 (a one-sided
-  chi-square test at `dispersion_gate`): on independent counts the test then pays almost nothing.
+  m_i / M_<i` to undo the noise of that estimate. Until `prior_weight` residuals exist a burst
+  of `prior_dispersion` is assumed (one early interval could carry a whole burst); after that
+  the estimate is used only where it is significantly above 1 (`dispersion_gate`, with the
+  variance small counts really have): on independent counts the test then pays almost nothing.
 - `tau_i` is DerSimonian-Laird's moment estimate over stable pods' log rate ratios against the
   rest of stable, taken only where Cochran's Q says the pods differ (`spread_gate`); with fewer
   than `min_pods` stable pods it cannot be estimated and a declared spread is used.
+- A FAIL also needs the evidence recomputed with the allowances all the data show *now* applied
+  to every interval (a looser `decision_spread_gate` for the spread). That check is not
+  predictable, so it carries no guarantee of its own; it only vetoes, which removes rejections
+  and so keeps the predictable test's guarantee, and it catches pods that differ, or bursts
+  that began, before the predictable estimates could see them.
 
 Everything is vectorised: per-pod arrays (..., P, T), results (..., T), so the benchmark runs the
 core's own arithmetic over thousands of rollouts.
@@ -65,14 +71,6 @@ class Pods:
     requests: FloatArray
     events: FloatArray
 
-    @classmethod
-    def of(cls, requests: object, events: object) -> Pods:
-        n = np.asarray(requests, dtype=np.float64)
-        x = np.asarray(events, dtype=np.float64)
-        if n.shape != x.shape or n.ndim < 2:
-            raise ValueError(f"requests {n.shape} and events {x.shape} must share a shape (..., pods, intervals)")
-        return cls(n, x)
-
     @property
     def total_requests(self) -> FloatArray:
         result: FloatArray = self.requests.sum(axis=-2)
@@ -91,18 +89,6 @@ class Pods:
 
 
 @dataclasses.dataclass(frozen=True)
-class Calibration:
-    """Per-interval allowances (..., T), each computed from the intervals before it only."""
-
-    dispersion: FloatArray
-    """phi_i >= 1: how many times more the counts vary than independent events would."""
-    spread: FloatArray
-    """tau_i >= 0: the spread of stable pods' log error rates beyond chance."""
-    allowance: FloatArray
-    """kappa_i >= 1: the factor the tolerated ratio is widened by for pod spread."""
-
-
-@dataclasses.dataclass(frozen=True)
 class Knobs:
     """How the calibration learns; the defaults are what the benchmark measured."""
 
@@ -112,7 +98,7 @@ class Knobs:
     """Residuals needed before the data replace the prior: one interval with 9 stable pods and
     some traffic, several at a few requests per second."""
     dispersion_gate: float = 0.01
-    """Dispersion is used only when a chi-square test rejects "no bursts" at this level."""
+    """Dispersion is used only when the residuals reject "no bursts" at this level."""
     spread_gate: float = 0.01
     """Pod spread widens the predictable test only when Cochran's Q rejects "pods alike" at this level."""
     decision_spread_gate: float = 0.05
@@ -129,8 +115,10 @@ DEFAULT_KNOBS = Knobs()
 
 
 def _exclusive_cumsum(values: FloatArray) -> FloatArray:
-    """Sums over the intervals strictly before each one (last axis)."""
-    result: FloatArray = np.cumsum(values, axis=-1) - values
+    """Sums over the intervals strictly before each one (last axis): shifted, not subtracted, so
+    interval i's own value cannot leak into its sum even by rounding."""
+    total = np.cumsum(values, axis=-1)
+    result: FloatArray = np.concatenate([np.zeros((*values.shape[:-1], 1)), total[..., :-1]], axis=-1)
     return result
 
 
@@ -161,22 +149,19 @@ def _residuals(x: FloatArray, m: FloatArray, exposure: FloatArray, valid: NDArra
 
 
 def _stable_against_rest(stable: Pods) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Each stable pod against the rest of stable, over the intervals it served in: per pod (..., P, T)
-    its events, the events of both, its exposure, and validity; plus cumulative sums for the past."""
+    """Each stable pod against the rest of stable, per pod (..., P, T): its requests and events, and
+    the rest's, where both served (zero elsewhere, so such intervals count for neither)."""
     n, y = stable.requests, stable.events
-    n_all = n.sum(axis=-2, keepdims=True)
-    y_all = y.sum(axis=-2, keepdims=True)
-    n_rest, y_rest = n_all - n, y_all - y
+    n_rest, y_rest = n.sum(axis=-2, keepdims=True) - n, y.sum(axis=-2, keepdims=True) - y
     alive = (n > 0.0) & (n_rest > 0.0)
-    return n, y, np.where(alive, n_rest, 0.0), np.where(alive, y_rest, 0.0)
+    return (np.where(alive, n, 0.0), np.where(alive, y, 0.0), np.where(alive, n_rest, 0.0),
+            np.where(alive, y_rest, 0.0))
 
 
 def dispersion(stable: Pods, canary: Pods, knobs: Knobs = DEFAULT_KNOBS) -> FloatArray:
     """phi_i for every interval: (..., T), >= 1, from intervals before i only."""
-    n, y, n_rest, y_rest = _stable_against_rest(stable)
+    own_n, own_y, n_rest, y_rest = _stable_against_rest(stable)
     alive = n_rest > 0.0
-    own_n = np.where(alive, n, 0.0)
-    own_y = np.where(alive, y, 0.0)
     exposure = np.where(alive, own_n / np.where(alive, n_rest, 1.0), 0.0)
     stable_res, stable_used, stable_var = _residuals(
         own_y, own_y + y_rest, exposure, alive,
@@ -211,10 +196,7 @@ def dispersion(stable: Pods, canary: Pods, knobs: Knobs = DEFAULT_KNOBS) -> Floa
 
 def spread(stable: Pods, phi: FloatArray, knobs: Knobs = DEFAULT_KNOBS) -> FloatArray:
     """tau_i for every interval: (..., T), the spread of stable pods' log rate ratios beyond chance."""
-    n, y, n_rest, y_rest = _stable_against_rest(stable)
-    alive = n_rest > 0.0
-    own_n, own_y = _exclusive_cumsum(np.where(alive, n, 0.0)), _exclusive_cumsum(np.where(alive, y, 0.0))
-    rest_n, rest_y = _exclusive_cumsum(n_rest), _exclusive_cumsum(y_rest)
+    own_n, own_y, rest_n, rest_y = (_exclusive_cumsum(a) for a in _stable_against_rest(stable))
     known = (own_n > 0.0) & (rest_n > 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log((own_y + HALF) / own_n) - np.log((rest_y + HALF) / rest_n)
@@ -244,13 +226,6 @@ def allowance(tau: FloatArray, stable: Pods, canary: Pods, alpha: float) -> Floa
     n_s = np.maximum(stable.present, 1.0)
     result: FloatArray = np.exp(z * tau * np.sqrt(1.0 / n_c + 1.0 / n_s))
     return result
-
-
-def calibrate(stable: Pods, canary: Pods, alpha: float, knobs: Knobs = DEFAULT_KNOBS) -> Calibration:
-    """Dispersion, pod spread and the tolerance's widening for every interval, all predictable."""
-    phi = dispersion(stable, canary, knobs)
-    tau = spread(stable, phi, knobs)
-    return Calibration(phi, tau, allowance(tau, stable, canary, alpha))
 
 
 @dataclasses.dataclass(frozen=True)
