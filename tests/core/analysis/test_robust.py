@@ -48,7 +48,7 @@ def test_bursts_of_three_are_seen_as_such():
 def test_the_estimates_are_predictable():
     """Changing interval t's data changes nothing at or before t: every factor is a fair bet."""
     stable, canary = world(np.random.default_rng(3), 1, burst=2.0, pod_sd=0.3)
-    phi, tau = robust.dispersion(stable, canary), None
+    phi = robust.dispersion(stable, canary)
     tau = robust.spread(stable, phi)
     t = 40
     bumped = robust.Pods(stable.requests, stable.events.copy())
@@ -94,6 +94,10 @@ def test_a_doubled_error_rate_is_still_caught():
     assert np.mean(first >= 0) > 0.95
 
 
+def _cut(pods, run, end):
+    return robust.Pods(pods.requests[run, :, :end], pods.events[run, :, :end])
+
+
 def test_first_failure_is_where_compare_first_decides():
     stable, canary = world(np.random.default_rng(8), 30, ratio=1.8, pod_sd=0.2, burst=1.5)
     first = robust.first_failure(stable, canary, 1.1, True, 0.01 / 3)
@@ -103,8 +107,8 @@ def test_first_failure_is_where_compare_first_decides():
         at = int(first[run])
         looks = [INTERVALS] if at < 0 else [at, at + 1]
         for end in looks:
-            cut = (lambda pods: robust.Pods(pods.requests[run, :, :end], pods.events[run, :, :end]))
-            decided = robust.compare(cut(stable), cut(canary), 1.1, True, 0.01 / 3).log_e_decisive >= level
+            decided = robust.compare(_cut(stable, run, end), _cut(canary, run, end), 1.1, True,
+                                     0.01 / 3).log_e_decisive >= level
             # compare reads running maxima, so "decided at end" means "decided by end"
             assert decided == (at >= 0 and end == at + 1), (run, at, end)
             checked += 1
