@@ -4,9 +4,15 @@ A judge reads one read path's numbers for many rollouts and says, per rollout, a
 it would first have answered FAIL, and where its data-quality gate was met. Swapping the judge
 under test is one entry in `JUDGES`:
 
-- `today`: the core's judge as it is, with the arithmetic of `judges.judge()` vectorised the way
-  `sequential_judge` does it (the same `quality` rules drop the same intervals first);
-  `cross_check` replays single rollouts through `judges.judge()` tick by tick to prove it.
+- `robust`: the core's judge (`judges.judge()`): the conditional binomial tempered by a
+  predictable dispersion and widened for pod spread, both learnt from the stable pods, with the
+  veto of the allowances all data show; tails on whole bucket edges. Vectorised with the core's
+  own `robust.first_failure` on the same per-pod arrays `judges.count_pods` and
+  `judges.histogram_pods` build; `cross_check` replays single rollouts through `judges.judge()`
+  tick by tick to prove it.
+- `binomial`: the judge before issue 10 (the plain conditional binomial on track totals), for
+  count tests only: its arithmetic is three calls of `sequential`, kept here to show the before
+  and after side by side (its interpolated tail test left the core with it).
 - `wald(rho1)`: an SPRT that knows the effect (rho1 against theta0), run on the same counts:
   the information bound no valid test can beat by much (Wald's).
 - The anchors' rules (`baselines`) do not judge a read path: they query `rate()` over their own
@@ -26,10 +32,10 @@ from numpy.typing import NDArray
 
 from bench import baseline_judges as baselines
 from bench import prometheus_world as pw
-from bench import readings, sequential_judge
+from bench import readings
 from bench import rollout_simulation as sim
 from modelrollout.api import verdicts as api_verdicts
-from modelrollout.core.analysis import checks, judges, samples, sequential, settings
+from modelrollout.core.analysis import checks, judges, robust, samples, sequential, settings
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -73,57 +79,102 @@ class Verdicts:
 Judge = Callable[[readings.Reading, Test], Verdicts]
 
 
-def clean_counts(reading: readings.Reading) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """`quality.counts` over runs: intervals with nan, negatives or more events than requests zeroed."""
+def clean_counts(reading: readings.Reading) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray]:
+    """`quality.counts` over runs: intervals with nan, negatives or more events than requests zeroed.
+
+    Returns stable requests and events, canary requests and events (R, T), and the kept intervals.
+    """
     raw = np.stack([reading.stable_requests, reading.stable_events, reading.canary_requests, reading.canary_events])
     with np.errstate(invalid="ignore"):
-        valid = np.isfinite(raw).all(axis=0) & (raw >= 0.0).all(axis=0) & (raw[1] <= raw[0]) & (raw[3] <= raw[2])
+        valid = np.asarray(np.isfinite(raw).all(axis=0) & (raw >= 0.0).all(axis=0) & (raw[1] <= raw[0])
+                           & (raw[3] <= raw[2]), dtype=np.bool_)
     clean = np.where(valid, raw, 0.0)
-    return clean[0], clean[1], clean[2], clean[3]
+    return clean[0], clean[1], clean[2], clean[3], valid
 
 
-def clean_histograms(reading: readings.Reading) -> tuple[FloatArray, FloatArray]:
+def clean_histograms(reading: readings.Reading) -> tuple[FloatArray, FloatArray, BoolArray]:
     """`quality.histograms` over runs: intervals with a nan or negative bucket in either track zeroed."""
     stable, canary = reading.stable_latency, reading.canary_latency
     with np.errstate(invalid="ignore"):
         valid = np.asarray((np.isfinite(stable) & np.isfinite(canary) & (stable >= 0.0) & (canary >= 0.0)).all(
             axis=-1), dtype=np.bool_)
-    return np.where(valid[..., None], stable, 0.0), np.where(valid[..., None], canary, 0.0)
+    return np.where(valid[..., None], stable, 0.0), np.where(valid[..., None], canary, 0.0), valid
 
 
-def _shares(reading: readings.Reading, test: Test) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, float]:
-    """Events and exposures of both tracks (canary, stable), and the null ratio, as the core judge sees them."""
-    if test.counts:
-        n_s, x_s, n_c, x_c = clean_counts(reading)
-        return x_c, x_s, n_c, n_s, test.comparison.null_ratio
-    stable, canary = clean_histograms(reading)
-    x_c, x_s, _ = judges.tail_events(stable, canary, np.asarray(reading.bounds), test.quantile or 0.0,
-                                     test.comparison)
-    return x_c, x_s, canary.sum(axis=-1), stable.sum(axis=-1), 1.0
-
-
-def _gate(n_c: FloatArray, n_s: FloatArray, x_c: FloatArray, x_s: FloatArray, config: settings.AnalysisSettings
-          ) -> BoolArray:
+def _gate(n_c: FloatArray, n_s: FloatArray, events: FloatArray, config: settings.AnalysisSettings) -> BoolArray:
     """`quality.shortfall` at every interval: both tracks' requests and all events so far."""
     ready: BoolArray = ((np.cumsum(n_s, axis=-1) >= config.min_requests)
                         & (np.cumsum(n_c, axis=-1) >= config.min_requests)
-                        & (np.cumsum(x_c + x_s, axis=-1) >= config.min_events))
+                        & (np.cumsum(events, axis=-1) >= config.min_events))
     return ready
 
 
-def today(reading: readings.Reading, test: Test) -> Verdicts:
-    """The core judge as it is on main: the conditional binomial on the track totals."""
-    x_c, x_s, n_c, n_s, theta0 = _shares(reading, test)
-    ready = _gate(n_c, n_s, x_c, x_s, test.config)
-    path = sequential_judge.share_path(x_c, x_s, n_c, n_s, theta0)
+def count_pods(reading: readings.Reading, valid: BoolArray) -> tuple[robust.Pods, robust.Pods] | None:
+    """`judges.count_pods` over runs: per-pod (R, P, T), unseen or dropped intervals zeroed; None
+    when the read path cannot tell pods apart."""
+    pods = reading.pods
+    if pods is None:
+        return None
+    usable = valid[:, None, :] & pods.seen
+    n = np.where(usable, pods.requests, 0.0)
+    x = np.where(usable, np.minimum(pods.events, pods.requests), 0.0)
+    return robust.Pods(n[:, ~pods.canary], x[:, ~pods.canary]), robust.Pods(n[:, pods.canary], x[:, pods.canary])
+
+
+def histogram_pods(reading: readings.Reading, stable: FloatArray, canary: FloatArray, valid: BoolArray
+                   ) -> tuple[FloatArray, FloatArray]:
+    """`judges.histogram_pods` over runs: (R, P, T, K) per track; each track one pod without pods."""
+    pods = reading.pods
+    if pods is None:
+        return stable[:, None], canary[:, None]
+    usable = (valid[:, None, :] & pods.seen)[..., None] & np.isfinite(pods.latency) & (pods.latency >= 0.0)
+    counts = np.where(usable, pods.latency, 0.0)
+    return counts[:, ~pods.canary], counts[:, pods.canary]
+
+
+def robust_judge(reading: readings.Reading, test: Test) -> Verdicts:
+    """The core's judge on main, with its own vectorised entry point (`robust.first_failure`)."""
+    if test.counts:
+        n_s, x_s, n_c, x_c, valid = clean_counts(reading)
+        ready = _gate(n_c, n_s, x_c + x_s, test.config)
+        pods = count_pods(reading, valid) or (robust.single_pod(n_s, x_s), robust.single_pod(n_c, x_c))
+        first = robust.first_failure(*pods, test.comparison.null_ratio, test.comparison.upward, test.alpha,
+                                     eligible=ready)
+        return Verdicts(first, ready)
+    stable, canary, valid = clean_histograms(reading)
+    stable_pods, canary_pods = histogram_pods(reading, stable, canary, valid)
+    found = judges.tail_events(stable_pods, canary_pods, np.asarray(reading.bounds), test.quantile or 0.0,
+                               test.comparison, per_pod=True)
+    has = (found.boundary >= 0)[:, :, None, :]  # (2, R, 1, T)
+    n_c = np.where(has, canary_pods.sum(axis=-1), 0.0)  # (2, R, P, T)
+    n_s = np.where(has, stable_pods.sum(axis=-1), 0.0)
+    events = found.canary[0].sum(axis=1) + found.stable_fail[0].sum(axis=1)
+    ready = _gate(n_c[0].sum(axis=1), n_s[0].sum(axis=1), events, test.config)
+    first = robust.first_failure(robust.Pods(n_s, found.stable_fail), robust.Pods(n_c, found.canary), 1.0, True,
+                                 test.alpha, eligible=ready, candidates=True)
+    return Verdicts(first, ready)
+
+
+def binomial(reading: readings.Reading, test: Test) -> Verdicts:
+    """The judge before issue 10, for count tests: the plain conditional binomial on track totals."""
+    if not test.counts:
+        raise ValueError("the binomial judge's tail test (interpolated) is no longer in the core")
+    n_s, x_s, n_c, x_c, _ = clean_counts(reading)
+    ready = _gate(n_c, n_s, x_c + x_s, test.config)
+    informative = (n_c > 0) & (n_s > 0)
+    log_lr = sequential.share_log_lr(np.where(informative, x_c, 0.0), np.where(informative, x_c + x_s, 0.0),
+                                     np.where(informative, n_c / np.where(n_s > 0, n_s, 1.0), 1.0),
+                                     test.comparison.null_ratio, sequential.signed_offsets(test.comparison.upward))
+    path = sequential.running_max(sequential.log_mixture_path(log_lr))
     first = sequential.first_crossing(np.where(ready, path, 0.0), sequential.threshold(test.alpha))
     return Verdicts(first, ready)
 
 
 def wald(rho1: float) -> Judge:
-    """An SPRT of rho1 against the test's theta0 that knows the effect: no mixture, no gate."""
+    """An SPRT of rho1 against the test's theta0 that knows the effect: no mixture, no gate, no allowances."""
     def judge(reading: readings.Reading, test: Test) -> Verdicts:
-        x_c, x_s, n_c, n_s, theta0 = _shares(reading, test)
+        n_s, x_s, n_c, x_c, _ = clean_counts(reading)
+        theta0 = test.comparison.null_ratio
         informative = (n_c > 0) & (n_s > 0)
         r = np.where(informative, n_c / np.where(n_s > 0, n_s, 1.0), 1.0)
         log_lr = sequential.share_log_lr(np.where(informative, x_c, 0.0), np.where(informative, x_c + x_s, 0.0),
@@ -133,8 +184,10 @@ def wald(rho1: float) -> Judge:
     return judge
 
 
-#: The judges of the operator under test, by name: the robust judge joins here when it lands.
-JUDGES: dict[str, Judge] = {"today": today}
+#: The judges of the operator, by name: the one under test (the core's) first.
+JUDGES: dict[str, Judge] = {"robust": robust_judge, "binomial": binomial}
+UNDER_TEST = "robust"
+COUNTS_ONLY = frozenset({"binomial"})
 
 
 def rollout(verdicts: Verdicts, world: pw.World) -> tuple[FloatArray, BoolArray]:
@@ -178,13 +231,20 @@ def _histogram_samples(reading: readings.Reading, run: int, end: int, test: Test
         samples.HistogramInterval(tuple(float(v) for v in reading.stable_latency[run, t]),
                                   tuple(float(v) for v in reading.canary_latency[run, t]), end=float(reading.ends[t]))
         for t in range(end))
-    return samples.HistogramSamples(test.metric, reading.bounds, intervals)
+    pods = reading.pods
+    per_pod: tuple[samples.PodBuckets, ...] = ()
+    if pods is not None:
+        def pod(p: int) -> tuple[tuple[float, ...], ...]:
+            return tuple(tuple(float(v) if pods.seen[run, p, t] else math.nan for v in pods.latency[run, p, t])
+                         for t in range(end))
+        per_pod = tuple(samples.PodBuckets(f"pod-{p}", bool(pods.canary[p]), pod(p)) for p in range(pods.canary.size))
+    return samples.HistogramSamples(test.metric, reading.bounds, intervals, pods=per_pod)
 
 
 def cross_check(reading: readings.Reading, test: Test, verdicts: Verdicts, run: int) -> None:
     """Replay one rollout through the public `judges.judge()` at every tick; raise where it disagrees.
 
-    FAIL exactly from the interval `today` found on; INCONCLUSIVE wherever its gate was unmet.
+    FAIL exactly from the interval the vectorised judge found; INCONCLUSIVE wherever its gate was unmet.
     """
     at = int(verdicts.first_fail[run])
     for end in range(1, reading.ends.size + 1):

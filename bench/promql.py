@@ -66,6 +66,8 @@ def increase(
 ) -> FloatArray:
     """`increase(x[window])` of every series at each of `ends`: (R, P, J, C), nan where under two samples."""
     valid = ok[..., None] & np.isfinite(values)  # (R, P, S, C): range selectors skip stale markers
+    if (valid == valid[..., :1]).all():
+        valid = valid[..., :1]  # one target's series share their samples (a histogram's buckets): index once
     starts = ends - window
     edge = times[..., None] <= starts if left_open else times[..., None] < starts  # (R, P, S, J)
     low = edge.sum(axis=2)[..., None]  # first attempt inside the range, (R, P, J, 1)
@@ -83,12 +85,15 @@ def increase(
     t_last = _gather(times, last)
 
     # A drop between two consecutive samples is a reset: add the value before it.
-    filled = _gather(values, _last_valid(valid, 2))  # latest valid value at or before each attempt
-    before = np.concatenate([np.full_like(filled[:, :, :1], np.nan), filled[:, :, :-1]], axis=2)
-    with np.errstate(invalid="ignore"):
-        drops = np.where(valid & (values < before), before, 0.0)
-    resets = np.cumsum(drops, axis=2)
-    result = v_last - v_first + _gather(resets, last) - _gather(resets, first)
+    result = v_last - v_first
+    seen = np.where(valid, values, -np.inf)
+    if (seen[:, :, 1:] < np.maximum.accumulate(seen, axis=2)[:, :, :-1]).any():  # any drop at all?
+        filled = _gather(values, _last_valid(valid, 2))  # latest valid value at or before each attempt
+        before = np.concatenate([np.full_like(filled[:, :, :1], np.nan), filled[:, :, :-1]], axis=2)
+        with np.errstate(invalid="ignore"):
+            drops = np.where(valid & (values < before), before, 0.0)
+        resets = np.cumsum(drops, axis=2)
+        result = result + _gather(resets, last) - _gather(resets, first)
 
     sampled = t_last - t_first
     with np.errstate(invalid="ignore", divide="ignore"):
