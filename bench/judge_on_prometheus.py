@@ -250,7 +250,6 @@ def _row(cell: Cell, judge: str, path: str, tally: _Tally, wald_median: float | 
         "value": value,
         "met": target.met(value) if target else None,
         "rule": rules[judge][0] if rules and judge in rules else None,
-        "world": dataclasses.asdict(cell.world) | {"buckets": len(cell.world.buckets)},
     }
 
 
