@@ -7,8 +7,9 @@ per-pod counts from `sum by (pod) (x)`. Every judge of `prometheus_judges.JUDGES
 paths (the core's robust judge, and the plain binomial it replaced, for count tests); the
 anchors' rules run on their own 1-minute `rate()` windows; an SPRT that knows the effect gives
 the Wald bound. bench/results/judge_on_prometheus_before.json holds the same tables measured with
-the judge as it was before issue 10 (commit 92a3c25, interpolated tails included). "Prometheus 30 s/15 s" is a 15 s scrape read at a 30 s step with
-0.5 s of scrape jitter and 1 % missed scrapes.
+the judge as it was before issue 10 (commit 92a3c25, interpolated tails included).
+"Prometheus 30 s/15 s" is a 15 s scrape read at a 30 s step with 0.5 s of scrape jitter and 1 %
+missed scrapes.
 
 The sections, each with the issue's target beside it (on the judge rows):
 

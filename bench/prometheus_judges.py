@@ -244,10 +244,12 @@ def _histogram_samples(reading: readings.Reading, run: int, end: int, test: Test
 def cross_check(reading: readings.Reading, test: Test, verdicts: Verdicts, run: int) -> None:
     """Replay one rollout through the public `judges.judge()` at every tick; raise where it disagrees.
 
-    FAIL exactly from the interval the vectorised judge found; INCONCLUSIVE wherever its gate was unmet.
+    FAIL first at the interval the vectorised judge found; INCONCLUSIVE wherever its gate was unmet.
+    Ticks after the first FAIL are not asked: the rollout is rolled back there, and the veto (the
+    allowances all data show at the tick) may turn a later tick's answer back to INCONCLUSIVE.
     """
     at = int(verdicts.first_fail[run])
-    for end in range(1, reading.ends.size + 1):
+    for end in range(1, (at + 1 if at >= 0 else reading.ends.size) + 1):
         series: samples.CountSamples | samples.HistogramSamples = (
             _count_samples(reading, run, end, test) if test.counts else _histogram_samples(reading, run, end, test))
         (result,) = judges.judge(series, test.check, alpha=test.alpha, config=test.config)
