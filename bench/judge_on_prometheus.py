@@ -27,8 +27,9 @@ window closes with the data gate unmet holds it (counted as held, never as a rol
 
     python -m bench.judge_on_prometheus [--runs N] [--quick] [--seed S]
 
-Prints the tables and writes bench/results/judge_on_prometheus.json. Cost on two cores: about
-5-25 s per cell of 1,000 runs (the finest bucket layout is the slowest), some 10 minutes in all.
+Prints the tables and writes bench/results/judge_on_prometheus.json. Cost on two shared cores:
+3-10 s per cell of 1,000 runs for counts, 10-45 s for histograms (the 2^(1/4) layout is the
+slowest), 5-10 minutes for the 45 cells; `--quick` (100 runs) takes about a minute.
 """
 
 from __future__ import annotations
@@ -285,6 +286,25 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def notes(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What the tables imply, in sentences: the judge under test's misses, the Wald ratio, lost baselines."""
+    found = []
+    for r in rows:
+        if r["section"] == "time to detect 2x" and r["judge"] in pj.JUDGES and r["median_ttd_s"] is not None:
+            found.append(f"time to detect 2x at {r['rps']:.0f} req/s: {r['judge']} on {r['path']} "
+                         f"{r['median_ttd_s']:.0f} s = {r['ttd_vs_wald']:.2f} x the Wald SPRT's median "
+                         f"(intervals of {PROMETHEUS.step_s:g} s)")
+    lost = [r["baseline_lost"] for r in rows if r["baseline_lost"]]
+    if lost:
+        found.append(f"exact path: in up to {max(lost):.1%} of rollouts a stable pod had no value at the window's "
+                     "start (its last scrape failed), and the counters rule counted its whole counter as new")
+    missed = [f"{r['section']}: {r['cell']} at {r['rps']:.0f} req/s ({_shown(r)}, target {r['target']})"
+              for r in rows if r["judge"] == pj.UNDER_TEST and r["path"] == "exact" and r["met"] is False]
+    found.append(f"{pj.UNDER_TEST} judge on exact counts: "
+                 + (f"{len(missed)} target(s) missed: " + "; ".join(missed) if missed else "every target met"))
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=1000, help="rollouts per cell (default 1000)")
@@ -303,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {cell.section}: {cell.label} at {cell.rps:.0f} rps ({time.monotonic() - began:.0f} s)",
               file=sys.stderr)
     print(table(rows))
+    print()
+    print("\n".join(notes(rows)))
     print(f"\n{runs} rollouts per cell, {time.monotonic() - started:.0f} s; "
           f"alpha per test {pj.ERRORS.alpha:.4f}; tolerances: errors {pj.ERRORS.comparison.tolerance:g}, "
           f"p99 {pj.P99.comparison.tolerance:g}")
