@@ -29,7 +29,7 @@ window closes with the data gate unmet holds it (counted as held, never as a rol
 
 Prints the tables and writes bench/results/judge_on_prometheus.json. Cost on two shared cores:
 3-10 s per cell of 1,000 runs for counts, 10-45 s for histograms (the 2^(1/4) layout is the
-slowest), 5-10 minutes for the 45 cells; `--quick` (100 runs) takes about a minute.
+slowest), 5-10 minutes for the 45 cells; `--quick` (100 runs) takes one to two minutes.
 """
 
 from __future__ import annotations
