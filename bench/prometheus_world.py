@@ -237,10 +237,14 @@ def _multinomial(rng: np.random.Generator, n: FloatArray, probs: FloatArray) -> 
     return counts
 
 
+LEAD_STEPS = 4
+"""Steps the operator reads before a window starts (`readings.LEAD_STEPS`): the world is scraped from before them."""
+
+
 def simulate(world: World, scenario: Scenario, rps: float, runs: int, rng: np.random.Generator) -> Scrapes:
     """`runs` rollouts of `scenario` at `rps` requests per second in all, scraped as `world.scraping` says."""
     scraping = world.scraping
-    first = -(scraping.step_s + 3.0 * scraping.scrape_s)
+    first = -((1 + LEAD_STEPS) * scraping.step_s + 3.0 * scraping.scrape_s)
     attempts = math.ceil((world.duration_s - first) / scraping.scrape_s) + 2
     grid = np.arange(math.floor(first) - 2.0, world.duration_s + 2.0 * scraping.scrape_s + 3.0)
     pods = world.pods

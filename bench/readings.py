@@ -69,10 +69,16 @@ class Reading:
         return float(self.ends[0])
 
 
+LEAD_STEPS = 4
+"""Steps read before the window starts, as the operator does: a pod whose one scrape at the
+window's start failed (stale markers, no value) still has a baseline from the lead-in, so hours of
+its traffic are not counted as new in the first interval."""
+
+
 def grid(world: pw.World) -> FloatArray:
-    """The query times: the baseline at 0, then one per step to the end of the rollout."""
+    """The query times: the lead-in steps before 0, the window's start at 0, then one per step."""
     step = world.scraping.step_s
-    return np.arange(round(world.duration_s / step) + 1, dtype=np.float64) * step
+    return np.arange(-LEAD_STEPS, round(world.duration_s / step) + 1, dtype=np.float64) * step
 
 
 def _per_bucket(cumulative: FloatArray) -> FloatArray:
@@ -118,13 +124,15 @@ def pod_values(scrapes: pw.Scrapes, world: pw.World) -> tuple[FloatArray, FloatA
 def exact(scrapes: pw.Scrapes, world: pw.World) -> Reading:
     """`sum by (pod) (x)` at the world's step, differenced per pod: exact integer counts."""
     requests, errors, buckets = pod_values(scrapes, world)
-    pod_requests = promql.increments(requests)
-    pod_events = promql.increments(errors)
-    pod_latency = _per_bucket(promql.bucket_increments(buckets)) if scrapes.bounds else np.zeros(
-        (*pod_requests.shape, 0))
+    # The lead-in's increments only establish baselines: the window starts after them.
+    pod_requests = promql.increments(requests)[..., LEAD_STEPS:]
+    pod_events = promql.increments(errors)[..., LEAD_STEPS:]
+    pod_latency = _per_bucket(promql.bucket_increments(buckets)[..., LEAD_STEPS:, :]) if scrapes.bounds \
+        else np.zeros((*pod_requests.shape, 0))
+    requests = requests[..., LEAD_STEPS:]
     canary = scrapes.canary
     return Reading(
-        "exact", grid(world)[1:],
+        "exact", grid(world)[LEAD_STEPS + 1:],
         pod_requests[:, ~canary].sum(axis=1), pod_events[:, ~canary].sum(axis=1),
         pod_requests[:, canary].sum(axis=1), pod_events[:, canary].sum(axis=1),
         scrapes.bounds, pod_latency[:, ~canary].sum(axis=1), pod_latency[:, canary].sum(axis=1),

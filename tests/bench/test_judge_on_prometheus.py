@@ -40,12 +40,16 @@ def test_with_missed_scrapes_totals_stay_exact_where_both_ends_were_seen() -> No
     exact = readings.exact(scrapes, world)
     assert exact.pods is not None
     requests, _, _ = readings.pod_values(scrapes, world)
-    both = np.isfinite(requests[..., -1]) & (np.isfinite(requests[..., 0]) | (scrapes.born[None, :] >= 0.0))
+    lead = requests[..., : readings.LEAD_STEPS + 1]  # the lead-in and the window's start
+    seen_before = np.isfinite(lead)
+    last_before = np.where(seen_before.any(axis=2), np.take_along_axis(
+        lead, (lead.shape[2] - 1 - np.argmax(seen_before[..., ::-1], axis=2))[..., None], axis=2)[..., 0], np.nan)
+    both = np.isfinite(requests[..., -1]) & (np.isfinite(last_before) | (scrapes.born[None, :] >= 0.0))
     served = np.nanmax(np.where(np.isfinite(requests), requests, -np.inf), axis=2) - np.where(
-        np.isfinite(requests[..., 0]), requests[..., 0], 0.0)
-    assert both.mean() > 0.8
+        np.isfinite(last_before), last_before, 0.0)
+    assert both.mean() > 0.95  # the lead-in gives nearly every pod a baseline despite 5 % missed scrapes
     assert np.array_equal(exact.pods.requests.sum(axis=2)[both], served[both])
-    assert exact.pods.baseline_lost.any()  # 5 % misses lose some stable pod's baseline: the counters rule's gap
+    assert exact.pods.baseline_lost.any()  # a miss at the window's start itself still happens: the lead-in covers it
 
 
 def test_increase_over_two_scrapes_doubles_the_variance() -> None:

@@ -24,8 +24,9 @@ rollout: stable against stable cannot differ by version.
 
 - `phi_i` pools prequential Pearson residuals: each stable pod against the rest of stable, and the
   canary against stable, each residual computed with the share estimated *before* its interval
-  (so a pod's or the canary's own persistent level is not mistaken for noise), divided by `1 +
-  m_i / M_<i` to undo the noise of that estimate. Until `prior_weight` residuals exist a burst
+  (so a pod's or the canary's own persistent level is not mistaken for noise; a pod's ratio is
+  shrunk towards 1 while it has few events, and the canary's counts only once its level is
+  settled), and corrected for the noise of that estimate. Until `prior_weight` residuals exist a burst
   of `prior_dispersion` is assumed (one early interval could carry a whole burst); after that
   the estimate is used only where it is significantly above 1 (`dispersion_gate`, with the
   variance small counts really have): on independent counts the test then pays almost nothing.
@@ -58,6 +59,18 @@ FloatArray = NDArray[np.float64]
 #: Pseudo-count added to event totals before taking logs and ratios: no pod is ever "0 errors, so
 #: infinitely better" on its first minutes of data.
 HALF = 0.5
+
+VARIANCE_ROOM = 1.25
+"""How much more than the binomial formula the residuals' sum may vary without counting as bursts:
+estimated shares make them vary more (about 17 % in the benchmark's world)."""
+
+CANARY_SETTLED = 4.0
+"""The canary's residuals count once the past holds four times the interval's events: before that, a
+real difference in level (the regression itself) would read as dispersion and temper its own signal."""
+
+POD_SHRINK = 10.0
+"""Pseudo-events that shrink a stable pod's ratio to the rest towards 1: one or two events per pod
+in the first intervals would otherwise swing it, and the residuals after it, several-fold."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +112,8 @@ class Knobs:
     some traffic, several at a few requests per second."""
     dispersion_gate: float = 0.01
     """Dispersion is used only when the residuals reject "no bursts" at this level."""
+    decision_dispersion_gate: float = 0.01
+    """The same for the dispersion all data show at a FAIL (the veto)."""
     spread_gate: float = 0.01
     """Pod spread widens the predictable test only when Cochran's Q rejects "pods alike" at this level."""
     decision_spread_gate: float = 0.05
@@ -129,21 +144,32 @@ def _share(ratio: FloatArray, exposure: FloatArray) -> FloatArray:
 
 def _residuals(x: FloatArray, m: FloatArray, exposure: FloatArray, valid: NDArray[np.bool_],
                x_before: FloatArray, rate_x: FloatArray, y_before: FloatArray, rate_y: FloatArray,
-               m_before: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+               m_before: FloatArray, settled: float = 0.0, shrink: float = 0.0
+               ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Prequential Pearson residuals of a binomial share: the residual, 1.0 where it counts, and its
     variance under independent events (2 + (1 - 6 q (1 - q)) / (m q (1 - q)): small counts are skewed).
 
     The share in interval i is predicted from the pooled rates before it: ratio (x+1/2)/Nx over
     (y+1/2)/Ny; the residual is divided by 1 + m_i / M_<i, the inflation its estimation noise adds.
+    With `settled` > 0 a residual counts only once the past holds `settled` times the interval's
+    events: until then a real difference in level would read as noise.
     """
     seen = (m_before > 0.0) & (rate_x > 0.0) & (rate_y > 0.0)
+    valid = valid & (m_before >= settled * m) if settled else valid
     with np.errstate(divide="ignore", invalid="ignore"):
-        # Before any event the tracks (or pods) are taken alike, and that guess has no estimation noise.
-        ratio = np.where(seen, ((x_before + HALF) / rate_x) / ((y_before + HALF) / rate_y), 1.0)
+        # The ratio is shrunk towards "alike" by `shrink` pseudo-events, so the first intervals' few
+        # events do not swing it (an unshrunk ratio of 1 or 2 events per pod makes the residuals of
+        # the next intervals several times too large); with no events at all it is 1.
+        expected = rate_x * (y_before + HALF) / rate_y
+        ratio = np.where(seen, (x_before + shrink) / (expected + shrink), 1.0)
         q = _share(ratio, exposure)
         binomial = m * q * (1.0 - q)
-        residual = (x - m * q) ** 2 / (binomial * (1.0 + np.where(seen, m / m_before, 0.0)))
-        variance = 2.0 + (1.0 - 6.0 * q * (1.0 - q)) / binomial
+        # The estimate's own noise inflates the residual by about (m_i / M_<i) w^2, where w = E / (E +
+        # shrink) is the weight the data have in it (E: the events expected of x so far).
+        weight = expected / (expected + shrink)
+        noise = np.where(seen, m / m_before * weight**2, 0.0)
+        residual = (x - m * q) ** 2 / (binomial * (1.0 + noise))
+        variance = np.maximum(2.0 + (1.0 - 6.0 * q * (1.0 - q)) / binomial, 0.0)  # >= 0 for counts below 1 too
     usable = valid & (m > 0.0) & np.isfinite(residual) & (binomial > 0.0)
     return np.where(usable, residual, 0.0), usable.astype(np.float64), np.where(usable, variance, 0.0)
 
@@ -166,7 +192,7 @@ def dispersion(stable: Pods, canary: Pods, knobs: Knobs = DEFAULT_KNOBS) -> Floa
     stable_res, stable_used, stable_var = _residuals(
         own_y, own_y + y_rest, exposure, alive,
         _exclusive_cumsum(own_y), _exclusive_cumsum(own_n), _exclusive_cumsum(y_rest), _exclusive_cumsum(n_rest),
-        _exclusive_cumsum(own_y + y_rest))
+        _exclusive_cumsum(own_y + y_rest), shrink=POD_SHRINK)
     n_c, x_c = canary.total_requests, canary.total_events
     n_s, x_s = stable.total_requests, stable.total_events
     both = (n_c > 0.0) & (n_s > 0.0)
@@ -175,11 +201,13 @@ def dispersion(stable: Pods, canary: Pods, knobs: Knobs = DEFAULT_KNOBS) -> Floa
     canary_res, canary_used, canary_var = _residuals(
         x_c, x_c + x_s, n_c / np.where(both, n_s, 1.0), both,
         _exclusive_cumsum(x_c), _exclusive_cumsum(n_c), _exclusive_cumsum(x_s), _exclusive_cumsum(n_s),
-        _exclusive_cumsum(x_c + x_s))
+        _exclusive_cumsum(x_c + x_s), settled=CANARY_SETTLED)
     # Pooled over stable pods, then over the intervals before each one.
     sum_res = _exclusive_cumsum(stable_res.sum(axis=-2) + canary_res)
     count = _exclusive_cumsum(stable_used.sum(axis=-2) + canary_used)
-    variance = _exclusive_cumsum(stable_var.sum(axis=-2) + canary_var)
+    # The spread of the residuals' sum under independent events: the binomial formula, with room for
+    # the shares being estimated (the benchmark's residuals vary about 17 % more than it says).
+    variance = VARIANCE_ROOM * _exclusive_cumsum(stable_var.sum(axis=-2) + canary_var)
     with np.errstate(divide="ignore", invalid="ignore"):
         estimate = np.where(count > 0.0, sum_res / count, 1.0)
     # "No bursts" is rejected when the residuals' sum is beyond what independent events give, with
@@ -291,6 +319,13 @@ def _geometry(stable: Pods, canary: Pods) -> FloatArray:
     return result
 
 
+def _decision_dispersion(stable: Pods, canary: Pods, phi: FloatArray, knobs: Knobs) -> FloatArray:
+    """The dispersion with the decision's gate (the same array when the gates agree)."""
+    if knobs.decision_dispersion_gate == knobs.dispersion_gate:
+        return phi
+    return dispersion(stable, canary, dataclasses.replace(knobs, dispersion_gate=knobs.decision_dispersion_gate))
+
+
 def compare(stable: Pods, canary: Pods, theta0: float, upward: bool, alpha: float,
             knobs: Knobs = DEFAULT_KNOBS, candidates: bool = False) -> Compared:
     """Evidence against "the canary's event ratio is within theta0" (upward: H0 rho <= theta0;
@@ -308,9 +343,10 @@ def compare(stable: Pods, canary: Pods, theta0: float, upward: bool, alpha: floa
     kappa = allowance(tau[..., :intervals], stable, canary, alpha)
     predictable = _mixture(_log_lr(x, m, r, _null(theta0, kappa, upward), phi[..., :intervals], upward), candidates)
     z = float(special.ndtri(1.0 - alpha))
-    tau_now = spread(padded_stable, phi, dataclasses.replace(knobs, spread_gate=knobs.decision_spread_gate))
+    phi_all = _decision_dispersion(padded_stable, padded_canary, phi, knobs)
+    tau_now = spread(padded_stable, phi_all, dataclasses.replace(knobs, spread_gate=knobs.decision_spread_gate))
     kappa_now = np.exp(z * tau_now[..., -1:] * _geometry(stable, canary))
-    phi_now = phi[..., -1:]
+    phi_now = phi_all[..., -1:]
     now = _mixture(_log_lr(x, m, r, _null(theta0, kappa_now, upward), np.broadcast_to(phi_now, x.shape), upward),
                    candidates)
     first = (0,) if candidates else ()  # report the primary event definition's allowances
@@ -343,7 +379,8 @@ def first_failure(stable: Pods, canary: Pods, theta0: float, upward: bool, alpha
         _log_lr(x, m, r, _null(theta0, kappa, upward), phi[..., :intervals], upward), candidates)) >= level
     if eligible is not None:
         crossed = crossed & np.broadcast_to(eligible, crossed.shape)
-    tau_now = spread(padded_stable, phi, dataclasses.replace(knobs, spread_gate=knobs.decision_spread_gate))
+    phi_all = _decision_dispersion(padded_stable, padded_canary, phi, knobs)
+    tau_now = spread(padded_stable, phi_all, dataclasses.replace(knobs, spread_gate=knobs.decision_spread_gate))
     geometry = _geometry(stable, canary)
     z = float(special.ndtri(1.0 - alpha))
     batch = crossed.shape[:-1]
@@ -353,7 +390,7 @@ def first_failure(stable: Pods, canary: Pods, theta0: float, upward: bool, alpha
         result: FloatArray = a.reshape(*a.shape[:lead], -1, a.shape[-1])
         return result
 
-    x2, m2, r2, geometry2, phi2, tau2 = (flat(a) for a in (x, m, r, geometry, phi, tau_now))
+    x2, m2, r2, geometry2, phi2, tau2 = (flat(a) for a in (x, m, r, geometry, phi_all, tau_now))
     crossed2 = crossed.reshape(-1, intervals)
     first = np.full(crossed2.shape[0], -1, dtype=np.int64)
     for t in range(intervals):
