@@ -10,9 +10,11 @@ its limit), whose crossing is a sure PASS. In this order:
 4. the window is still open                     -> INCONCLUSIVE, collecting evidence
 5. the window closed: the pass rule decides     -> PASS or INCONCLUSIVE
 
-Both e-processes read their running maximum, so a verdict never depends on when it was asked:
-FAIL at the last tick means FAIL at the first tick where the gate was met and the evidence had
-crossed, which is what makes the judges restart-safe and replayable.
+Both e-processes read their running maximum, so evidence once seen is never lost: a test that
+crossed stays crossed, after a restart too. A comparison's FAIL also needs the evidence recomputed
+with what all the data show now about bursts and pod spread (`robust.Compared.log_e_decisive`); that
+veto can take back a FAIL a later tick explains by the spread between stable pods, never add one.
+The operator acts on a FAIL at the tick it is seen, so a FAIL it acted on is not asked again.
 """
 
 from __future__ import annotations
