@@ -254,3 +254,39 @@ def test_a_histogram_without_observations_never_passes():
 def test_min_requests_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         settings.AnalysisSettings(min_requests=0)
+
+
+def conversions(champion, challenger, requests=1000, intervals=30):
+    one = samples.CountInterval(requests, champion, requests, challenger)
+    return samples.CountSamples("conversion", (one,) * intervals)
+
+
+@pytest.mark.parametrize("champion, challenger, closed, expected, words", [
+    (40, 60, False, Verdict.PASS, "the challenger wins"),  # 1.5x the conversions
+    (40, 30, False, Verdict.FAIL, "cannot win"),  # fewer conversions: the win is excluded
+    (40, 40, False, Verdict.INCONCLUSIVE, "collecting evidence"),  # equal: neither a win nor +2 % excluded yet
+    (40, 41, True, Verdict.INCONCLUSIVE, "undecided"),  # +2.5 % on little data: neither, at the end
+])
+def test_a_b_goal_wins_loses_or_stays_undecided(champion, challenger, closed, expected, words):
+    intervals = 30 if (champion, challenger) != (40, 41) else 3
+    result = judges.compare_goal(conversions(champion, challenger, intervals=intervals), 0.02, alpha=0.01,
+                                 window_closed=closed)
+    assert result.verdict is expected, result.reason
+    assert words in result.reason and result.check == "goal"
+
+
+def test_an_a_b_goal_never_wins_on_no_data():
+    result = judges.compare_goal(samples.CountSamples("conversion", ()), 0.02, alpha=0.01, window_closed=True)
+    assert result.verdict is Verdict.INCONCLUSIVE
+
+
+def test_equal_outcomes_rarely_win():
+    """A/A: the win test holds its alpha however often it is read (the benchmark measures the rate)."""
+    rng = np.random.default_rng(11)
+    wins = 0
+    for _ in range(200):
+        rows = tuple(samples.CountInterval(500, rng.binomial(500, 0.04), 500, rng.binomial(500, 0.04))
+                     for _ in range(40))
+        wins += any(judges.compare_goal(samples.CountSamples("conversion", rows[:end]), 0.0, alpha=0.05).verdict
+                    is Verdict.PASS for end in range(5, 41, 5))
+    assert wins / 200 <= 0.05 + 3 * (0.05 * 0.95 / 200) ** 0.5

@@ -131,6 +131,70 @@ def _dispersion(series: samples.CountSamples) -> FloatArray | None:
     return robust.dispersion(stable_pods, canary_pods)
 
 
+def compare_goal(
+    series: samples.CountSamples,
+    minimum_effect: float,
+    *,
+    alpha: float,
+    config: settings.AnalysisSettings = settings.DEFAULT,
+    window_closed: bool = False,
+) -> results.MetricResult:
+    """An A/B test's goal: has the challenger's rate of good outcomes (conversions per request) risen
+    by more than `minimum_effect` over the champion's?
+
+    The mirror of `compare_counts`' non-inferiority test: PASS (a win) when the evidence excludes
+    "at most 1 + minimum_effect times the champion's rate", FAIL (a loss) when it excludes "at least
+    1 + minimum_effect", INCONCLUSIVE (undecided) otherwise, also when the window closes: a test that
+    has not shown a win never promotes. Both tests are anytime-valid at `alpha`, tempered for
+    bursts and widened for pod spread like every comparison.
+
+    e.g. champion 40 conversions in 1000 requests per interval, challenger 60 in 1000, for 30
+    intervals, minimum effect 0.02 -> PASS (ratio 1.5, CS about [1.3, 1.7]).
+    """
+    if series.error is not None:
+        return results.error(series.metric, "goal", f"cannot read {series.metric}: {series.error}")
+    if minimum_effect < 0.0:
+        raise ValueError(f"minimum_effect must not be negative, got {minimum_effect}")
+    data = quality.counts(series)
+    stable_pods, canary_pods = count_pods(series, data)
+    stable = _track(data.stable_requests, data.stable_events)
+    canary = _track(data.canary_requests, data.canary_events)
+    target = 1.0 + minimum_effect
+    win = robust.compare(stable_pods, canary_pods, target, True, alpha)
+    loss = robust.compare(stable_pods, canary_pods, target, False, alpha)
+    x = canary_pods.total_events
+    n_c, n_s = canary_pods.total_requests, stable_pods.total_requests
+    informative = (n_c > 0.0) & (n_s > 0.0)
+    events = np.where(informative, x, 0.0)
+    total = np.where(informative, x + stable_pods.total_events, 0.0)
+    exposure = np.where(informative, n_c / np.where(informative, n_s, 1.0), 1.0)
+    ratio = float(sequential.ratio_estimate(events, total, exposure))
+    lo, hi = sequential.ratio_bounds(events, total, exposure, alpha, dispersion=win.dispersion)
+    level = sequential.threshold(alpha)
+    missing = quality.shortfall(stable.requests, canary.requests, stable.events + canary.events, config)
+    if missing is not None:
+        verdict, why = Verdict.INCONCLUSIVE, f"not enough data: {missing}"
+    elif win.log_e_decisive >= level:
+        verdict, why = Verdict.PASS, "the challenger wins"
+    elif loss.log_e_decisive >= level:
+        verdict, why = Verdict.FAIL, "the challenger cannot win"
+    else:
+        verdict, why = Verdict.INCONCLUSIVE, "undecided" if window_closed else "collecting evidence"
+    confidence = decisions.confidence(alpha)
+    allowances = robust.describe(win)
+    reason = (
+        f"{why}: challenger {results.number(canary.value)} vs champion {results.number(stable.value)} (ratio "
+        f"{results.number(ratio)}, {confidence:.1%} CS [{results.number(lo)}, {results.number(hi)}], a win needs "
+        f"more than x{results.number(target)}{'; ' + allowances if allowances else ''})"
+    )
+    return results.MetricResult(
+        metric=series.metric, check="goal", verdict=verdict, reason=reason, stable=stable, canary=canary,
+        ratio=ratio, interval=(lo, hi), confidence=confidence, e_value=math.exp(win.log_e_decisive),
+        p_value=sequential.p_value(win.log_e_decisive), alpha=alpha, window=data.window,
+        dispersion=win.dispersion, pod_spread=win.spread,
+    )
+
+
 def count_pods(series: samples.CountSamples, data: quality.Counts) -> tuple[robust.Pods, robust.Pods]:
     """Per-pod counts of each track (each track one pod when the source cannot tell pods apart), with
     the intervals the quality gate dropped zeroed for every pod."""
