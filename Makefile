@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
+E2E_DIR ?= $(CURDIR)/.e2e
 
 .PHONY: help system setup lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
 
@@ -53,8 +54,20 @@ argocd-fixtures: setup  ## re-record tests/argocd/fixtures/recorded/ from e2e ru
 bench: setup  ## every benchmark; tables on stdout, JSON under bench/results/
 	$(PY) -m bench.run_all
 
-run: setup  ## run the operator from source against $$KUBECONFIG (default .e2e/kubeconfig)
-	KUBECONFIG=$${KUBECONFIG:-.e2e/kubeconfig} $(PY) -m modelrollout
+# In the e2e world (.e2e/env written, $$KUBECONFIG unset or the world's), the operator also takes the
+# world's Prometheus as its default and reaches model servers at the loopback address the pod runner
+# writes into each pod's annotation: kwok's pod IPs answer nothing. Settings already exported win.
+run: setup  ## run the operator from source against $$KUBECONFIG (default: the e2e world's)
+	@world_kubeconfig=$$( [ -f $(E2E_DIR)/env ] && . $(E2E_DIR)/env && echo "$$KUBECONFIG" ); \
+	if [ -n "$$world_kubeconfig" ] && [ "$${KUBECONFIG:-$$world_kubeconfig}" = "$$world_kubeconfig" ]; then \
+	  prometheus_url=$$( . $(E2E_DIR)/env && echo "$$PROMETHEUS_URL" ); \
+	  export KUBECONFIG=$$world_kubeconfig; \
+	  export MODELROLLOUT_PROMETHEUS_URL=$${MODELROLLOUT_PROMETHEUS_URL:-$$prometheus_url}; \
+	  export MODELROLLOUT_POD_ADDRESS_ANNOTATION=$${MODELROLLOUT_POD_ADDRESS_ANNOTATION:-e2e.modelrollout.io/address}; \
+	  echo "make run: the e2e world ($$KUBECONFIG), Prometheus $$MODELROLLOUT_PROMETHEUS_URL"; \
+	fi; \
+	export MODELROLLOUT_LISTEN_HOST=$${MODELROLLOUT_LISTEN_HOST:-127.0.0.1}; \
+	exec $(PY) -m modelrollout
 
 demo: setup system  ## set up everything and roll out one healthy and one faulty version, live
 	$(PY) -m e2e.demo
