@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -69,10 +70,11 @@ def watch(env: dict[str, str], until: str, revision_changes_from: str | None, ti
     while time.monotonic() < deadline:
         body = json.loads(kubectl(env, "get", "mdep", NAME, "-n", NAMESPACE, "-o", "json"))
         md = resources.ModelDeployment.model_validate(body)
-        lines = render.status_view(NAME, NAMESPACE, md.spec, md.status, datetime.datetime.now(datetime.UTC))
+        view = render.text_of(render.status_view(md, datetime.datetime.now(datetime.UTC)),
+                              shutil.get_terminal_size().columns)
         if sys.stdout.isatty():
             sys.stdout.write("\x1b[H\x1b[2J")
-        print("\n".join(lines), flush=True)
+        print(view, flush=True)
         status = body.get("status") or {}
         history = status.get("history") or []
         finished = history and history[-1].get("revision") != revision_changes_from
