@@ -97,6 +97,13 @@ class Session:
         for body in watching.follow(self.target.api_client, self.namespace, name, deadline):
             yield _parse(body)
 
+    def show(self, view: render.Renderable) -> None:
+        """On a terminal with rich's colours; into a pipe as plain lines without trailing blanks."""
+        if self.out.is_terminal:
+            self.out.print(view)
+        else:
+            print(render.text_of(view, self.out.width), flush=True)
+
     def emit(self, data: object, output: str) -> None:
         if output == "json":
             print(json.dumps(data, indent=2, sort_keys=False, default=str))
@@ -121,7 +128,7 @@ def list_rollouts(session: Session, all_namespaces: bool, output: str | None) ->
     if output:
         session.emit({"apiVersion": "v1", "kind": "List", "items": found}, output)
         return 0
-    session.out.print(render.list_view([_parse(b) for b in found], _now(), all_namespaces))
+    session.show(render.list_view([_parse(b) for b in found], _now(), all_namespaces))
     return 0
 
 
@@ -131,7 +138,7 @@ def show_status(session: Session, name: str, follow: bool, timeout: float | None
         if output:
             session.emit(body, output)
         else:
-            session.out.print(render.status_view(_parse(body), _now()))
+            session.show(render.status_view(_parse(body), _now()))
         return 0
     deadline = None if timeout is None else time.monotonic() + timeout
     if follow and output is None and session.out.is_terminal:
@@ -141,12 +148,12 @@ def show_status(session: Session, name: str, follow: bool, timeout: float | None
     for md in session.follow(name, deadline):
         done = outcomes.finished(md) if timeout is not None else None
         if follow and output is None:
-            session.out.print(render.status_view(md, _now()))
-            session.out.print("---")
+            session.show(render.status_view(md, _now()))
+            print("---", flush=True)
         elif output is None:
             line = render.progress_line(md)
             if line != last_line:
-                session.out.print(f"{datetime.datetime.now():%H:%M:%S}  {line}", soft_wrap=True, highlight=False)
+                print(f"{datetime.datetime.now():%H:%M:%S}  {line}", flush=True)
                 last_line = line
         if done is not None:
             if output:
@@ -174,7 +181,7 @@ def show_history(session: Session, name: str, output: str | None) -> int:
         session.emit([entry.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"snapshot"})
                       for entry in md.status.history], output)
     else:
-        session.out.print(render.history_view(md.status.history, _now()))
+        session.show(render.history_view(md.status.history, _now()))
     return 0
 
 

@@ -137,16 +137,27 @@ def status_view(md: resources.ModelDeployment, now: datetime.datetime) -> Render
                 pods.add_row(track.value, f"{replicas.ready}/{replicas.desired}", replicas.revision or "-")
         parts.append(pods)
     if s.analysis:
-        evidence = _table("METRIC", "VERDICT", "STABLE", "CANARY", "P-VALUE", "SAMPLES", "WHY")
-        for result in s.analysis:
-            verdict = text.Text(result.verdict.value, _VERDICT_STYLES.get(result.verdict.value, ""))
-            samples = "-" if result.samples is None else str(result.samples)
-            evidence.add_row(result.metric, verdict, number(result.stable), number(result.canary),
-                             number(result.p_value), samples, result.reason or "")
-        parts.append(evidence)
+        parts.append(_evidence(s))
     if s.conditions:
         parts.append(_conditions(s))
     return console.Group(*parts)
+
+
+def _evidence(s: status.ModelDeploymentStatus) -> Renderable:
+    """A row per metric, then why each verdict, in words: long reasons wrap under the table
+    rather than squeezing its columns."""
+    evidence = _table("METRIC", "VERDICT", "STABLE", "CANARY", "P-VALUE", "SAMPLES")
+    why = table.Table.grid(padding=(0, 1))
+    why.add_column(no_wrap=True)
+    why.add_column(overflow="fold")
+    for result in s.analysis:
+        verdict = text.Text(result.verdict.value, _VERDICT_STYLES.get(result.verdict.value, ""))
+        samples = "-" if result.samples is None else str(result.samples)
+        evidence.add_row(result.metric, verdict, number(result.stable), number(result.canary),
+                         number(result.p_value), samples)
+        if result.reason:
+            why.add_row(f"  {result.metric}:", result.reason)
+    return console.Group(evidence, why) if why.row_count else evidence
 
 
 def _conditions(s: status.ModelDeploymentStatus) -> Renderable:
