@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
 E2E_DIR ?= $(CURDIR)/.e2e
 
-.PHONY: help system setup lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
+.PHONY: help system setup lock test-min-deps lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -13,13 +13,31 @@ help:  ## list the commands
 system:  ## install Debian's prometheus package (and openssl) if missing; sudo when not root
 	@bash e2e/install-system-packages.sh
 
-setup: $(VENV)/.installed  ## create .venv with the operator and its dev/e2e dependencies
+setup: $(VENV)/.installed  ## create .venv with the operator and its dev/e2e dependencies, from requirements.lock
 
-$(VENV)/.installed: pyproject.toml
+# The locked versions (hashes checked), then the project itself on top of them.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev,e2e]'
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
+
+lock: setup  ## rewrite requirements.lock from pyproject.toml (uv pip compile: every platform, Python 3.11+)
+	$(VENV)/bin/pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra e2e --python-version 3.11 --universal \
+		--generate-hashes --quiet --custom-compile-command "make lock" -o requirements.lock
+
+MIN_VENV := .venv-min
+test-min-deps:  ## make unit with the declared minimum kubernetes, kopf, pydantic and prometheus-api-client
+	python3 -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install -q --upgrade pip
+	$(MIN_VENV)/bin/python .ci/minimum-versions.py pyproject.toml kubernetes kopf pydantic prometheus-api-client \
+		> $(MIN_VENV)/minimum.txt
+	$(MIN_VENV)/bin/pip install -q -c $(MIN_VENV)/minimum.txt -e '.[dev,e2e]'
+	$(MIN_VENV)/bin/pip list 2>/dev/null | grep -iE '^(kubernetes|kopf|pydantic|prometheus-api-client) '
+	touch $(MIN_VENV)/.installed
+	$(MAKE) unit VENV=$(MIN_VENV)
 
 lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 	@test ! -e operator/__init__.py || { echo "operator/__init__.py must not exist: it shadows the standard library"; exit 1; }
