@@ -84,11 +84,11 @@ class Session:
     def fetch(self, name: str) -> dict[str, Any]:
         body = self.client.get(kube.MODEL_DEPLOYMENT, self.namespace, name)
         if body is None:
-            self._crd_installed()
+            self.require_crd()
             raise Failed(f"modeldeployment {self.namespace}/{name} not found")
         return body
 
-    def _crd_installed(self) -> None:
+    def require_crd(self) -> None:
         if not self.client.served(kube.MODEL_DEPLOYMENT):
             raise Failed(f"the cluster at {self.target.server} does not serve {resources.CRD_NAME}: install the CRD "
                          "(kubectl apply --server-side -f crds/modeldeployments.yaml)")
@@ -123,7 +123,7 @@ def _timeout(value: str) -> float:
 def list_rollouts(session: Session, all_namespaces: bool, output: str | None) -> int:
     found = session.client.list(kube.MODEL_DEPLOYMENT, None if all_namespaces else session.namespace)
     if not found:
-        session._crd_installed()
+        session.require_crd()
     found.sort(key=lambda b: (b["metadata"].get("namespace", ""), b["metadata"]["name"]))
     if output:
         session.emit({"apiVersion": "v1", "kind": "List", "items": found}, output)
