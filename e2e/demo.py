@@ -119,11 +119,12 @@ def main() -> int:
 Done: 1.1.0 was promoted, 1.2.0 was rolled back by itself ({rolled_back['history'][-1]['reason'][:120]}).
 
 Look around:
-  source .e2e/env
-  $E2E_BIN/kubectl get mdep -n {NAMESPACE}
-  PATH=$PWD/.venv/bin:$PATH $E2E_BIN/kubectl modelrollout status {NAME} -n {NAMESPACE}
-  PATH=$PWD/.venv/bin:$PATH $E2E_BIN/kubectl modelrollout history {NAME} -n {NAMESPACE}
-  $E2E_BIN/kubectl get events -n {NAMESPACE} --sort-by=.lastTimestamp
+  source .e2e/env                 # KUBECONFIG and PROMETHEUS_URL; kubectl and helm on PATH
+  export PATH=$PWD/.venv/bin:$PATH  # kubectl-modelrollout
+  kubectl get mdep -n {NAMESPACE}
+  kubectl modelrollout status {NAME} -n {NAMESPACE}
+  kubectl modelrollout history {NAME} -n {NAMESPACE}
+  kubectl get events -n {NAMESPACE} --sort-by=.lastTimestamp
   open $PROMETHEUS_URL (model_requests_total by revision)
   logs: .e2e/logs/ (operator.log, prometheus.log, ...)
   make cluster-down   # stops everything, the operator too
