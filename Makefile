@@ -3,8 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
+E2E_DIR ?= $(CURDIR)/.e2e
 
-.PHONY: help system setup lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
+.PHONY: help system setup lock test-min-deps lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -12,13 +13,31 @@ help:  ## list the commands
 system:  ## install Debian's prometheus package (and openssl) if missing; sudo when not root
 	@bash e2e/install-system-packages.sh
 
-setup: $(VENV)/.installed  ## create .venv with the operator and its dev/e2e dependencies
+setup: $(VENV)/.installed  ## create .venv with the operator and its dev/e2e dependencies, from requirements.lock
 
-$(VENV)/.installed: pyproject.toml
+# The locked versions (hashes checked), then the project itself on top of them.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev,e2e]'
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
+
+lock: setup  ## rewrite requirements.lock from pyproject.toml (uv pip compile: every platform, Python 3.11+)
+	$(VENV)/bin/pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra e2e --python-version 3.11 --universal \
+		--generate-hashes --quiet --custom-compile-command "make lock" -o requirements.lock
+
+MIN_VENV := .venv-min
+test-min-deps:  ## make unit with the declared minimum kubernetes, kopf, pydantic and prometheus-api-client
+	python3 -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install -q --upgrade pip
+	$(MIN_VENV)/bin/python .ci/minimum-versions.py pyproject.toml kubernetes kopf pydantic prometheus-api-client \
+		> $(MIN_VENV)/minimum.txt
+	$(MIN_VENV)/bin/pip install -q -c $(MIN_VENV)/minimum.txt -e '.[dev,e2e]'
+	$(MIN_VENV)/bin/pip list 2>/dev/null | grep -iE '^(kubernetes|kopf|pydantic|prometheus-api-client) '
+	touch $(MIN_VENV)/.installed
+	$(MAKE) unit VENV=$(MIN_VENV)
 
 lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 	@test ! -e operator/__init__.py || { echo "operator/__init__.py must not exist: it shadows the standard library"; exit 1; }
@@ -53,8 +72,20 @@ argocd-fixtures: setup  ## re-record tests/argocd/fixtures/recorded/ from e2e ru
 bench: setup  ## every benchmark; tables on stdout, JSON under bench/results/
 	$(PY) -m bench.run_all
 
-run: setup  ## run the operator from source against $$KUBECONFIG (default .e2e/kubeconfig)
-	KUBECONFIG=$${KUBECONFIG:-.e2e/kubeconfig} $(PY) -m modelrollout
+# In the e2e world (.e2e/env written, $$KUBECONFIG unset or the world's), the operator also takes the
+# world's Prometheus as its default and reaches model servers at the loopback address the pod runner
+# writes into each pod's annotation: kwok's pod IPs answer nothing. Settings already exported win.
+run: setup  ## run the operator from source against $$KUBECONFIG (default: the e2e world's)
+	@world_kubeconfig=$$( [ -f $(E2E_DIR)/env ] && . $(E2E_DIR)/env && echo "$$KUBECONFIG" ); \
+	if [ -n "$$world_kubeconfig" ] && [ "$${KUBECONFIG:-$$world_kubeconfig}" = "$$world_kubeconfig" ]; then \
+	  prometheus_url=$$( . $(E2E_DIR)/env && echo "$$PROMETHEUS_URL" ); \
+	  export KUBECONFIG=$$world_kubeconfig; \
+	  export MODELROLLOUT_PROMETHEUS_URL=$${MODELROLLOUT_PROMETHEUS_URL:-$$prometheus_url}; \
+	  export MODELROLLOUT_POD_ADDRESS_ANNOTATION=$${MODELROLLOUT_POD_ADDRESS_ANNOTATION:-e2e.modelrollout.io/address}; \
+	  echo "make run: the e2e world ($$KUBECONFIG), Prometheus $$MODELROLLOUT_PROMETHEUS_URL"; \
+	fi; \
+	export MODELROLLOUT_LISTEN_HOST=$${MODELROLLOUT_LISTEN_HOST:-127.0.0.1}; \
+	exec $(PY) -m modelrollout
 
 demo: setup system  ## set up everything and roll out one healthy and one faulty version, live
 	$(PY) -m e2e.demo

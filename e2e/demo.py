@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -69,10 +70,11 @@ def watch(env: dict[str, str], until: str, revision_changes_from: str | None, ti
     while time.monotonic() < deadline:
         body = json.loads(kubectl(env, "get", "mdep", NAME, "-n", NAMESPACE, "-o", "json"))
         md = resources.ModelDeployment.model_validate(body)
-        lines = render.status_view(NAME, NAMESPACE, md.spec, md.status, datetime.datetime.now(datetime.UTC))
+        view = render.text_of(render.status_view(md, datetime.datetime.now(datetime.UTC)),
+                              shutil.get_terminal_size().columns)
         if sys.stdout.isatty():
             sys.stdout.write("\x1b[H\x1b[2J")
-        print("\n".join(lines), flush=True)
+        print(view, flush=True)
         status = body.get("status") or {}
         history = status.get("history") or []
         finished = history and history[-1].get("revision") != revision_changes_from
@@ -117,11 +119,12 @@ def main() -> int:
 Done: 1.1.0 was promoted, 1.2.0 was rolled back by itself ({rolled_back['history'][-1]['reason'][:120]}).
 
 Look around:
-  source .e2e/env
-  $E2E_BIN/kubectl get mdep -n {NAMESPACE}
-  PATH=$PWD/.venv/bin:$PATH $E2E_BIN/kubectl modelrollout status {NAME} -n {NAMESPACE}
-  PATH=$PWD/.venv/bin:$PATH $E2E_BIN/kubectl modelrollout history {NAME} -n {NAMESPACE}
-  $E2E_BIN/kubectl get events -n {NAMESPACE} --sort-by=.lastTimestamp
+  source .e2e/env                 # KUBECONFIG and PROMETHEUS_URL; kubectl and helm on PATH
+  export PATH=$PWD/.venv/bin:$PATH  # kubectl-modelrollout
+  kubectl get mdep -n {NAMESPACE}
+  kubectl modelrollout status {NAME} -n {NAMESPACE}
+  kubectl modelrollout history {NAME} -n {NAMESPACE}
+  kubectl get events -n {NAMESPACE} --sort-by=.lastTimestamp
   open $PROMETHEUS_URL (model_requests_total by revision)
   logs: .e2e/logs/ (operator.log, prometheus.log, ...)
   make cluster-down   # stops everything, the operator too

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import ssl
 import subprocess
@@ -204,13 +205,13 @@ class World:
         self.supervisor.stop("prometheus")
 
     def _write_env(self, bin_dir: Path) -> None:
-        self.layout.env_file.write_text(
-            f"KUBECONFIG={self.layout.kubeconfig}\n"
-            f"PROMETHEUS_URL=http://127.0.0.1:{self.ports.prometheus}\n"
-            f"E2E_BIN={bin_dir}\n"
-            f"E2E_CLUSTER=local\n"
-            f"LOADGEN_METRICS_URL=http://127.0.0.1:{self.ports.loadgen}/metrics\n"
-        )
+        write_env(self.layout, {
+            "KUBECONFIG": str(self.layout.kubeconfig),
+            "PROMETHEUS_URL": f"http://127.0.0.1:{self.ports.prometheus}",
+            "E2E_BIN": str(bin_dir),
+            "E2E_CLUSTER": "local",
+            "LOADGEN_METRICS_URL": f"http://127.0.0.1:{self.ports.loadgen}/metrics",
+        })
 
     # -- down ----------------------------------------------------------------------------------
 
@@ -283,14 +284,34 @@ def prometheus_config(layout: Layout, ports: Ports) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
+ENV_HEADER = "# The e2e world. `source .e2e/env` puts these settings, kubectl and helm into the shell.\n"
+PATH_LINE = 'export PATH="$E2E_BIN:$PATH"\n'
+
+
+def write_env(layout: Layout, settings: dict[str, str]) -> None:
+    """Writes `.e2e/env` as a shell file: `export KEY=value` lines, then E2E_BIN put on PATH."""
+    lines = [f"export {key}={shlex.quote(value)}\n" for key, value in settings.items()]
+    layout.env_file.write_text(ENV_HEADER + "".join(lines) + PATH_LINE)
+
+
 def read_env(layout: Layout | None = None) -> dict[str, str]:
+    """The settings of `.e2e/env` (`export KEY=value` or `KEY=value` lines), without PATH.
+
+    PATH is left out: it only makes sense expanded by a shell, and processes started from
+    Python are given the full path of kubectl and helm.
+    """
     layout = layout or Layout.default()
     out: dict[str, str] = {}
     with contextlib.suppress(FileNotFoundError):
         for line in layout.env_file.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, value = line.split("=", 1)
-                out[key.strip()] = value.strip()
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["export"]:
+                words = words[1:]
+            if len(words) != 1 or "=" not in words[0]:
+                continue
+            key, value = words[0].split("=", 1)
+            if key != "PATH":
+                out[key] = value
     return out
 
 

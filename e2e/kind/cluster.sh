@@ -64,10 +64,12 @@ up() {
   kubectl -n monitoring port-forward svc/prometheus-server 39090:80 >/dev/null 2>&1 &
   echo $! > "$state/port-forward.pid"
   cat > "$state/env" <<ENV
-KUBECONFIG=$state/kubeconfig
-PROMETHEUS_URL=http://127.0.0.1:39090
-E2E_BIN=$(dirname "$(command -v kubectl)")
-E2E_CLUSTER=kind
+# The kind world. \`source .e2e/env\` puts these settings, kubectl and helm into the shell.
+export KUBECONFIG=$state/kubeconfig
+export PROMETHEUS_URL=http://127.0.0.1:39090
+export E2E_BIN=$(dirname "$(command -v kubectl)")
+export E2E_CLUSTER=kind
+export PATH="\$E2E_BIN:\$PATH"
 ENV
   echo "kind world up; source $state/env"
 }

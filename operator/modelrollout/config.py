@@ -2,6 +2,11 @@
 
 Settings are per operator process; everything about one model lives in its ModelDeployment.
 Each field reads `MODELROLLOUT_<FIELD>` (upper case), e.g. `MODELROLLOUT_PROMETHEUS_URL`.
+
+Why not pydantic-settings: the reading is `from_env` below, a dozen lines, and pydantic validates
+every value as it would there. pydantic-settings would add a dependency and, for the one list,
+parse `MODELROLLOUT_NAMESPACES=a,b` as JSON unless each such field is marked `NoDecode`; an
+empty variable meaning "unset" would need its `env_ignore_empty` too.
 """
 
 from __future__ import annotations

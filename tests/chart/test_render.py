@@ -33,7 +33,9 @@ def values_of(path: pathlib.Path) -> dict[str, Any]:
 
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [o for o in objects if o["kind"] == kind]
+    """The release's objects of a kind; `helm test` hooks are not installed (test_helm_test.py)."""
+    return [o for o in objects if o["kind"] == kind
+            and (o["metadata"].get("annotations") or {}).get("helm.sh/hook") != "test"]
 
 
 def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -57,6 +57,8 @@ def derived(**facts: object) -> dict[str, tuple[str, str]]:
                 "Ready": ("True", "Serving"),
                 "Progressing": ("True", "InsufficientCapacity"),
                 "Degraded": ("False", "AsExpected"),
+                "Reconciling": ("True", "InsufficientCapacity"),
+                "Stalled": ("False", "AsExpected"),
             },
         ),
         (
@@ -65,6 +67,8 @@ def derived(**facts: object) -> dict[str, tuple[str, str]]:
                 "Ready": ("True", "Serving"),
                 "Progressing": ("False", "FailedAnalysis"),
                 "Degraded": ("True", "AnalysisFailed"),
+                "Reconciling": ("False", "FailedAnalysis"),
+                "Stalled": ("True", "AnalysisFailed"),
             },
         ),
         (
@@ -73,6 +77,8 @@ def derived(**facts: object) -> dict[str, tuple[str, str]]:
                 "Ready": ("True", "Serving"),
                 "Progressing": ("False", "MetricsUnavailable"),
                 "Degraded": ("True", "MetricsUnavailable"),
+                "Reconciling": ("True", "MetricsUnavailable"),
+                "Stalled": ("False", "AsExpected"),
             },
         ),
         (
@@ -81,6 +87,8 @@ def derived(**facts: object) -> dict[str, tuple[str, str]]:
                 "Ready": ("True", "Serving"),
                 "Progressing": ("True", "RolloutInProgress"),
                 "Degraded": ("False", "AsExpected"),
+                "Reconciling": ("True", "RolloutInProgress"),
+                "Stalled": ("False", "AsExpected"),
             },
         ),
         (
@@ -89,6 +97,8 @@ def derived(**facts: object) -> dict[str, tuple[str, str]]:
                 "Ready": ("False", "Deploying"),
                 "Progressing": ("True", "RolloutInProgress"),
                 "Degraded": ("False", "AsExpected"),
+                "Reconciling": ("True", "RolloutInProgress"),
+                "Stalled": ("False", "AsExpected"),
             },
         ),
         (
@@ -97,6 +107,8 @@ def derived(**facts: object) -> dict[str, tuple[str, str]]:
                 "Ready": ("True", "Serving"),
                 "Progressing": ("False", "RolledBack"),
                 "Degraded": ("True", "SmokeTestFailed"),
+                "Reconciling": ("False", "RolledBack"),
+                "Stalled": ("True", "SmokeTestFailed"),
             },
         ),
         (
@@ -105,9 +117,46 @@ def derived(**facts: object) -> dict[str, tuple[str, str]]:
                 "Ready": ("False", "NoReadyPods"),
                 "Progressing": ("False", "RolloutComplete"),
                 "Degraded": ("False", "AsExpected"),
+                "Reconciling": ("False", "RolloutComplete"),
+                "Stalled": ("False", "AsExpected"),
+            },
+        ),
+        (
+            {"phase": Phase.PAUSED, "pause_reason": PauseReason.AWAITING_PROMOTION},
+            {
+                "Ready": ("True", "Serving"),
+                "Progressing": ("False", "AwaitingPromotion"),
+                "Degraded": ("False", "AsExpected"),
+                "Reconciling": ("True", "AwaitingPromotion"),
+                "Stalled": ("False", "AsExpected"),
+            },
+        ),
+        (
+            {"phase": Phase.DEGRADED},
+            {
+                "Ready": ("True", "Serving"),
+                "Progressing": ("False", "ProgressDeadlineExceeded"),
+                "Degraded": ("True", "ProgressDeadlineExceeded"),
+                "Reconciling": ("False", "ProgressDeadlineExceeded"),
+                "Stalled": ("True", "ProgressDeadlineExceeded"),
             },
         ),
     ],
 )
 def test_derive(facts: dict[str, object], expected: dict[str, tuple[str, str]]) -> None:
     assert derived(**facts) == expected
+
+
+def test_a_spec_that_cannot_be_read_is_stalled_not_reconciling() -> None:
+    from modelrollout.core import invalid
+    before = {"conditions": [{"type": "Ready", "status": "True", "reason": "Serving", "lastTransitionTime": "x"},
+                             {"type": "Reconciling", "status": "False", "reason": "RolloutComplete",
+                              "lastTransitionTime": "2025-01-30T09:00:00Z"}]}
+    out = invalid.status(before, 4, "spec.replicas: not a number", T0)
+    by_type = {c["type"]: c for c in out["conditions"]}
+    assert {k: c["status"] for k, c in by_type.items()} == {
+        "Ready": "True", "Degraded": "True", "Stalled": "True", "Reconciling": "False"}
+    assert by_type["Stalled"]["message"] == "spec.replicas: not a number"
+    assert by_type["Stalled"]["observedGeneration"] == 4
+    assert by_type["Reconciling"]["lastTransitionTime"] == "2025-01-30T09:00:00Z"  # its status held
+    assert by_type["Stalled"]["lastTransitionTime"] == "2025-01-30T10:00:00Z"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -77,3 +78,22 @@ def test_a_port_in_use_is_detected_before_anything_starts(tmp_path: Path, monkey
             local.up()
     assert local.supervisor.running() == []
     assert not (tmp_path / "world" / "env").exists()
+
+
+def test_the_env_file_is_sourced_by_a_shell_and_read_back_by_python(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / ".e2e with space")
+    layout.root.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text("#!/bin/sh\necho fake kubectl\n")
+    kubectl.chmod(0o755)
+    settings = {"KUBECONFIG": str(layout.kubeconfig), "PROMETHEUS_URL": "http://127.0.0.1:29090",
+                "E2E_BIN": str(bin_dir)}
+    world.write_env(layout, settings)
+
+    script = f'source "{layout.env_file}" && echo "$KUBECONFIG|$PROMETHEUS_URL" && kubectl && env | grep -c ^E2E_BIN='
+    shell = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                           env={"PATH": "/usr/bin:/bin"}, check=True)
+    assert shell.stdout.splitlines() == [f"{layout.kubeconfig}|http://127.0.0.1:29090", "fake kubectl", "1"]
+    assert world.read_env(layout) == settings

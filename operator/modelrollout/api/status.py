@@ -48,11 +48,18 @@ class Phase(enum.StrEnum):
 
 
 class ConditionType(enum.StrEnum):
-    """The conditions the operator maintains (kstatus style: Ready, and the abnormal ones)."""
+    """The conditions the operator maintains.
+
+    Ready, Progressing and Degraded follow Deployments and Argo Rollouts. Reconciling and Stalled
+    are the two that kstatus reads (Flux, kpt, cli-utils): with observedGeneration current,
+    Reconciling=True is InProgress, Stalled=True is Failed, and neither is Current.
+    """
 
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class ConditionStatus(enum.StrEnum):
@@ -84,7 +91,7 @@ class Condition(wire.Record):
     """A standard Kubernetes condition (metav1.Condition)."""
 
     type: str = pydantic.Field(max_length=316)
-    """Ready, Progressing or Degraded."""
+    """Ready, Progressing, Degraded, Reconciling or Stalled."""
 
     status: ConditionStatus
     """True, False or Unknown."""

@@ -1,9 +1,13 @@
-"""The Ready, Progressing and Degraded conditions, and the reasons they give.
+"""The Ready, Progressing, Degraded, Reconciling and Stalled conditions, and their reasons.
 
-Conditions are the machine-readable side of the phase (kstatus style, read by Argo CD's health
-check and `kubectl wait`): Ready says whether user traffic is served, Progressing whether a
-rollout moves (and if not, why: a pause, missing GPUs), Degraded whether something needs a
-person (a rollback, an invalid spec, metrics that cannot be read). `merge` keeps each
+Conditions are the machine-readable side of the phase (read by Argo CD's health check, kstatus
+and `kubectl wait`): Ready says whether user traffic is served, Progressing whether a rollout
+moves (and if not, why: a pause, missing GPUs), Degraded whether something needs a person (a
+rollback, an invalid spec, metrics that cannot be read). Reconciling and Stalled say the same
+in kstatus's words, so Flux, kpt and `kubectl wait --for=condition=Reconciling=False` agree on
+"in progress" (a rollout walks its steps, waits for a person or for metrics that will come
+back), "failed" (rolled back, Degraded, paused on a failed or inconclusive analysis) and "done"
+(neither). `merge` keeps each
 condition's lastTransitionTime unless its status changes, as Kubernetes conventions ask, so a
 reason or message update does not look like a transition.
 """
@@ -135,13 +139,46 @@ _PAUSES = {
 
 
 def derive(facts: Facts) -> dict[Type, Wanted]:
-    """Ready, Progressing and Degraded for the facts of a tick.
+    """Ready, Progressing, Degraded, Reconciling and Stalled for the facts of a tick.
 
-        Progressing phase, a hold for GPUs  -> Progressing=True InsufficientCapacity, Degraded=False
-        Paused for FailedAnalysis           -> Progressing=False FailedAnalysis, Degraded=True AnalysisFailed
-        RolledBack                          -> Progressing=False RolledBack, Degraded as set by the rollback
+        Progressing phase, a hold for GPUs  -> Progressing=True InsufficientCapacity, Degraded=False,
+                                               Reconciling=True InsufficientCapacity
+        Paused for FailedAnalysis           -> Progressing=False FailedAnalysis, Degraded=True AnalysisFailed,
+                                               Stalled=True AnalysisFailed
+        RolledBack                          -> Progressing=False RolledBack, Degraded as set by the rollback,
+                                               Stalled as Degraded
     """
-    return {Type.READY: _ready(facts), Type.PROGRESSING: _progressing(facts), Type.DEGRADED: _degraded(facts)}
+    progressing, degraded = _progressing(facts), _degraded(facts)
+    return {Type.READY: _ready(facts), Type.PROGRESSING: progressing, Type.DEGRADED: degraded,
+            **kstatus(facts.phase, progressing, degraded)}
+
+
+def kstatus(phase: api_status.Phase, progressing: Wanted, degraded: Wanted) -> dict[Type, Wanted]:
+    """Reconciling and Stalled from the phase and the other two conditions.
+
+        Progressing, Progressing=True RolloutInProgress -> Reconciling=True RolloutInProgress, Stalled=False
+        Paused AwaitingPromotion                        -> Reconciling=True AwaitingPromotion (a person is
+                                                           part of the rollout: not done yet)
+        Paused, Degraded=True MetricsUnavailable        -> Reconciling=True MetricsUnavailable (retried)
+        Degraded, Degraded=True RouteNotAccepted        -> Reconciling=False, Stalled=True RouteNotAccepted
+        Succeeded                                       -> Reconciling=False RolloutComplete, Stalled=False
+    """
+    phases = api_status.Phase
+    metrics_down = degraded.status is Status.TRUE and _value(degraded.reason) == Reason.METRICS_UNAVAILABLE.value
+    failed = degraded.status is Status.TRUE and not metrics_down
+    if failed or phase in (phases.ROLLED_BACK, phases.DEGRADED):
+        reason = degraded.reason if degraded.status is Status.TRUE else progressing.reason
+        return {Type.RECONCILING: Wanted.false(progressing.reason, progressing.message),
+                Type.STALLED: Wanted(Status.TRUE, reason, degraded.message or progressing.message)}
+    stalled = Wanted.false(Reason.AS_EXPECTED)
+    if phase is phases.SUCCEEDED:
+        return {Type.RECONCILING: Wanted.false(Reason.ROLLOUT_COMPLETE, progressing.message), Type.STALLED: stalled}
+    reason = Reason.METRICS_UNAVAILABLE if metrics_down else progressing.reason
+    return {Type.RECONCILING: Wanted(Status.TRUE, reason, progressing.message), Type.STALLED: stalled}
+
+
+def _value(reason: Reason | str) -> str:
+    return reason.value if isinstance(reason, Reason) else reason
 
 
 def _ready(facts: Facts) -> Wanted:

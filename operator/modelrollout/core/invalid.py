@@ -24,14 +24,19 @@ def status(previous: Mapping[str, Any] | None, generation: int | None, message: 
     """
     out = dict(previous or {})
     stamp = now.isoformat().replace("+00:00", "Z")
-    conditions = [c for c in out.get("conditions") or [] if c.get("type") != api_status.ConditionType.DEGRADED.value]
-    earlier = next((c for c in out.get("conditions") or [] if c.get("type") == "Degraded"), None)
-    changed = earlier is None or earlier.get("status") != "True"
-    conditions.append({
-        "type": api_status.ConditionType.DEGRADED.value, "status": "True", "reason": REASON,
-        "message": message[:32768], "observedGeneration": generation,
-        "lastTransitionTime": stamp if changed or earlier is None else earlier.get("lastTransitionTime", stamp),
-    })
+    kinds = api_status.ConditionType
+    # Degraded and kstatus's Stalled say why; Reconciling says nothing goes on until the spec changes.
+    wanted = {kinds.DEGRADED.value: "True", kinds.STALLED.value: "True", kinds.RECONCILING.value: "False"}
+    earlier = {c.get("type"): c for c in out.get("conditions") or []}
+    conditions = [c for c in out.get("conditions") or [] if c.get("type") not in wanted]
+    for kind, state in wanted.items():
+        before = earlier.get(kind)
+        held = before is not None and before.get("status") == state
+        conditions.append({
+            "type": kind, "status": state, "reason": REASON, "message": message[:32768],
+            "observedGeneration": generation,
+            "lastTransitionTime": before.get("lastTransitionTime", stamp) if held and before else stamp,
+        })
     out.update({"phase": api_status.Phase.DEGRADED.value, "message": message[:4096],
                 "observedGeneration": generation, "conditions": conditions})
     return out

@@ -19,6 +19,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+import urllib3.exceptions
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -75,41 +76,62 @@ def kind_of(body: Mapping[str, Any]) -> Kind:
         raise errors.ClusterRejected(f"the operator does not write {kind}") from None
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig (default location or given)."""
-    if kubeconfig is None:
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (default location or given)
+    and its current context (or the one named)."""
+    if kubeconfig is None and context is None:
         try:
             config.load_incluster_config()
             return client.ApiClient()
         except config.ConfigException:
             pass
     configuration = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+def connection_failure(error: BaseException) -> str:
+    """The cause of a failed connection in a few words, without urllib3's object reprs.
+
+        MaxRetryError(... NewConnectionError('<...HTTPSConnection object at 0x7f>: Failed to establish
+        a new connection: [Errno 111] Connection refused'))  -> "Failed to establish a new connection:
+        [Errno 111] Connection refused"
+    """
+    cause: BaseException = error
+    while isinstance(cause, urllib3.exceptions.MaxRetryError) and cause.reason is not None:
+        cause = cause.reason
+    text = str(cause)
+    if text.startswith("<") and ">: " in text:  # "<urllib3.connection.HTTPSConnection object at 0x...>: ..."
+        text = text.split(">: ", 1)[1]
+    return text or type(cause).__name__
 
 
 class Kube:
     """Blocking calls; the kopf handlers run them in a worker thread."""
 
-    def __init__(self, api_client: client.ApiClient, field_manager: str = FIELD_MANAGER) -> None:
+    def __init__(self, api_client: client.ApiClient, field_manager: str = FIELD_MANAGER,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS_S, timeout: float = 30) -> None:
         self.api_client = api_client
         self.field_manager = field_manager
+        self.retry_delays = retry_delays  # a command-line tool answers at once rather than retrying
+        self.timeout = timeout
 
     def _request(self, method: str, path: str, query: Mapping[str, str] | None = None,
                  body: Any = None, content_type: str = "application/json") -> Body | None:
         url = path + ("?" + urllib.parse.urlencode(query) if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+        for attempt, delay in enumerate((*self.retry_delays, None)):
             try:
                 params = self.api_client.param_serialize(
                     method=method, resource_path=url, header_params=headers, body=body, auth_settings=["BearerToken"])
-                response = self.api_client.call_api(*params, _request_timeout=30)
+                response = self.api_client.call_api(*params, _request_timeout=self.timeout)
                 response.read()
-            except (ApiException, OSError, ValueError) as error:  # connection refused, TLS, a truncated answer
+            # connection refused, TLS, a truncated answer; urllib3 gives up with its own errors
+            except (ApiException, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
                 if delay is not None:
                     time.sleep(delay * (attempt + 1))
                     continue
-                raise errors.ClusterUnavailable(f"{method} {path}: {error}") from None
+                raise errors.ClusterUnavailable(f"{method} {path}: {connection_failure(error)}") from None
             status, data = response.status, response.data
             if status == 404:
                 return None

@@ -198,6 +198,7 @@ def degraded(
         api_status.ConditionType.READY: Wanted.true(Reason.SERVING)
         if seen.pods(status.stable_revision).ready
         else Wanted.false(Reason.NO_READY_PODS),
+        **conditions.kstatus(Phase.DEGRADED, Wanted.false(reason, problem), Wanted.true(reason, problem)),
     }
     updated = status.model_copy(
         update={
