@@ -83,11 +83,11 @@ class Ran:
 class Shell:
     """One bash process fed one command at a time; its own process group, stopped as a whole."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, cwd: Path = REPO) -> None:
         self.log = log
         self.log_file = log.open("w")
         self.process = subprocess.Popen(["bash", "--noprofile", "--norc"], stdin=subprocess.PIPE, stdout=self.log_file,
-                                        stderr=subprocess.STDOUT, cwd=REPO, env=env, text=True,
+                                        stderr=subprocess.STDOUT, cwd=cwd, env=env, text=True,
                                         start_new_session=True)
         self.offset = 0
 
@@ -137,9 +137,26 @@ def shell(world: WorldInfo, tmp_path: Path) -> Iterator[Shell]:
         "E2E_PORT_OFFSET": os.environ.get("E2E_PORT_OFFSET", "0"),
         "MODELROLLOUT_METRICS_PORT": str(free_port()), "MODELROLLOUT_HEALTH_PORT": str(free_port()),
     }
-    started = Shell(env, tmp_path / "shell.log")
+    started = Shell(env, tmp_path / "shell.log", checkout_view(tmp_path, env))
     yield started
     started.close()
+
+
+def checkout_view(tmp_path: Path, env: dict[str, str]) -> Path:
+    """Where the README's commands run: the checkout, or, when this test process's world lives
+    elsewhere (a parallel worker's), a view of the checkout whose `.e2e` is that world, so that
+    `source .e2e/env` reads it word for word."""
+    root = Layout.default().root
+    if root.resolve() == (REPO / ".e2e").resolve():
+        return REPO
+    view = tmp_path / "checkout"
+    view.mkdir()
+    for entry in REPO.iterdir():
+        if entry.name != ".e2e":
+            (view / entry.name).symlink_to(entry)
+    (view / ".e2e").symlink_to(root)
+    env["E2E_DIR"] = str(root)
+    return view
 
 
 def outputs(ran: list[Ran], prefix: str) -> list[str]:

@@ -28,7 +28,10 @@ class Ports:
 
     @classmethod
     def from_env(cls) -> Ports:
-        offset = int(os.environ.get("E2E_PORT_OFFSET", "0"))
+        return cls.from_offset(int(os.environ.get("E2E_PORT_OFFSET", "0")))
+
+    @classmethod
+    def from_offset(cls, offset: int) -> Ports:
         return cls(
             etcd_client=23790 + offset,
             etcd_peer=23800 + offset,
@@ -93,3 +96,18 @@ class Layout:
     @property
     def pod_timings(self) -> Path:
         return self.run / "pod-timings.jsonl"
+
+
+WORKER_PORT_STRIDE = 1000
+"""Port offset between the worlds of parallel test workers (the default world is at 0; the
+harness's own tests start worlds at offsets below this)."""
+WORKERS = REPO / ".e2e" / "workers"
+"""Where parallel test workers keep their worlds, one folder each (gw0, gw1, ...)."""
+
+
+def worker_world(worker: str) -> tuple[Layout, int] | None:
+    """The folder and port offset of a pytest-xdist worker's world ("gw1" -> .e2e/workers/gw1, 2000)."""
+    index = worker.removeprefix("gw")
+    if not worker.startswith("gw") or not index.isdigit():
+        return None
+    return Layout(WORKERS / worker), WORKER_PORT_STRIDE * (int(index) + 1)
