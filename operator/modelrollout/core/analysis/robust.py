@@ -116,7 +116,7 @@ class Knobs:
     """The same for the dispersion all data show at a FAIL (the veto)."""
     spread_gate: float = 0.01
     """Pod spread widens the predictable test only when Cochran's Q rejects "pods alike" at this level."""
-    decision_spread_gate: float = 0.05
+    decision_spread_gate: float = 0.1
     """At a FAIL, the spread seen in all data so far must also leave the evidence standing; it is
     taken when Q rejects at this (looser) level: a veto only removes rejections, so it costs no
     validity, and a looser gate catches pods that differ before the predictable test can see it."""
