@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
             local.up()
         elif args.verb == "down":
             local.down()
-            for stray in world.worker_worlds():  # those parallel test workers left behind, if killed
-                stray.down(quiet=True)
+            if "E2E_DIR" not in os.environ:  # the default world's down also stops the workers' it holds
+                for stray in world.worker_worlds():  # those parallel test workers left behind, if killed
+                    stray.down(quiet=True)
         elif args.verb == "build":
             print(world.build_binaries()[0])
         else:
