@@ -48,7 +48,7 @@ def start_operator(local: world.World, env: dict[str, str]) -> None:
         "KUBECONFIG": env["KUBECONFIG"], "PYTHONPATH": str(REPO / "operator"),
         "MODELROLLOUT_PROMETHEUS_URL": env["PROMETHEUS_URL"],
         "MODELROLLOUT_POD_ADDRESS_ANNOTATION": "e2e.modelrollout.io/address",
-        "MODELROLLOUT_SAMPLE_STEP": "10s", "MODELROLLOUT_LISTEN_HOST": "127.0.0.1",
+        "MODELROLLOUT_LISTEN_HOST": "127.0.0.1",
         "MODELROLLOUT_METRICS_PORT": str(free_port()), "MODELROLLOUT_HEALTH_PORT": str(free_port()),
     }
     local.supervisor.start(Component("operator", [sys.executable, "-m", "modelrollout"], env=settings, cwd=REPO))

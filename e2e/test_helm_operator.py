@@ -69,7 +69,7 @@ def chart_operator(world: WorldInfo, kubectl: Kubectl, operator: OperatorProcess
             "podAnnotations": {"e2e.modelrollout.io/run": "operator"},
             "prometheus": {"url": world.prometheus_url},
             "podAddressAnnotation": ADDRESS,
-            "analysis": {"sampleStep": "10s", "idleInterval": "20s"},
+            "analysis": {"idleInterval": "20s"},  # the chart's sampleStep: auto
         })
         pod = eventually(lambda: operator_pod(kubectl, namespace), 60, what="the chart's operator pod Ready")
         meta = pod["metadata"]

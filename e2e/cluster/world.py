@@ -266,15 +266,40 @@ def _not_ready_until_probed(text: str) -> str:
     return text.replace(marker, "        name: {{ .name | Quote }}\n        ready: false\n", 1)
 
 
+SCRAPE_INTERVAL = "E2E_SCRAPE_INTERVAL"
+"""The model servers' scrape interval, in seconds with an `s` (default 15s, Prometheus's own
+default in most installs); the scrape timeout is 10 s, or one second less than a shorter interval."""
+SLOWER_SCRAPES = r"scrape-(\d\d+s)-.*"
+"""A namespace named like `scrape-30s-...` has its model servers scraped at that interval instead
+(10 s or more), so one world serves scenarios at several intervals (`__scrape_interval__`)."""
+
+
+def scrape_interval() -> int:
+    raw = os.environ.get(SCRAPE_INTERVAL, "15s").strip()
+    if not raw.endswith("s") or not raw[:-1].isdigit() or int(raw[:-1]) < 1:
+        raise StartError(f"{SCRAPE_INTERVAL}={raw!r}: use whole seconds, e.g. 15s")
+    return int(raw[:-1])
+
+
 def prometheus_config(layout: Layout, ports: Ports) -> str:
+    interval = scrape_interval()
+    timeout = min(10, max(1, interval - 1))
     config = {
-        "global": {"scrape_interval": "5s", "scrape_timeout": "4s", "evaluation_interval": "5s"},
+        "global": {"scrape_interval": f"{interval}s", "scrape_timeout": f"{timeout}s",
+                   "evaluation_interval": f"{interval}s"},
         "scrape_configs": [
             {
                 "job_name": "model-servers",
                 "file_sd_configs": [{"files": [str(layout.scrape_targets / "*.json")], "refresh_interval": "5s"}],
+                "relabel_configs": [
+                    {"source_labels": ["namespace"], "regex": SLOWER_SCRAPES, "target_label": "__scrape_interval__",
+                     "replacement": "$1"},
+                    {"source_labels": ["namespace"], "regex": SLOWER_SCRAPES, "target_label": "__scrape_timeout__",
+                     "replacement": "10s"},
+                ],
             },
-            {"job_name": "loadgen", "static_configs": [{"targets": [f"127.0.0.1:{ports.loadgen}"]}]},
+            {"job_name": "loadgen", "scrape_interval": "5s", "scrape_timeout": "4s",
+             "static_configs": [{"targets": [f"127.0.0.1:{ports.loadgen}"]}]},
             {
                 "job_name": "modelrollout-operator",
                 "file_sd_configs": [{"files": [str(layout.prometheus_dir / "operator" / "*.json")]}],

@@ -26,6 +26,8 @@ class Faults:
     """What to inject. The zero value injects nothing.
 
     - `error_rate`: share of predictions answered 500 (FAULT_ERROR_RATE, 0..1);
+    - `error_burst`: mean length of a run of failures (FAULT_ERROR_BURST, >= 1, default 1: each
+      request fails on its own); the share of failures stays `error_rate` (see `Failures`);
     - `latency_ms`: mean added latency, lognormal (FAULT_LATENCY_MS, >= 0);
     - `prediction_shift`: added to every logit (FAULT_PREDICTION_SHIFT, any float);
     - `crash_after_s`: exit non-zero this long after start (FAULT_CRASH=1, FAULT_CRASH_AFTER_S,
@@ -33,6 +35,7 @@ class Faults:
     """
 
     error_rate: float = 0.0
+    error_burst: float = 1.0
     latency_ms: float = 0.0
     prediction_shift: float = 0.0
     crash_after_s: float | None = None
@@ -45,8 +48,37 @@ class Faults:
         return rng.lognormvariate(mu, LATENCY_SIGMA)
 
     def fails(self, rng: random.Random) -> bool:
-        """Whether this request gets an injected 500."""
+        """Whether this request gets an injected 500, each request on its own (no bursts)."""
         return self.error_rate > 0.0 and rng.random() < self.error_rate
+
+
+class Failures:
+    """Which requests fail: on their own, or in bursts of about `error_burst` at the same rate.
+
+    Real errors come in runs (one bad batch, a retried request, a GC pause), which makes error
+    counts overdispersed: with bursts of exactly k the variance is k times a binomial's. A burst
+    has floor(k) or ceil(k) requests (mean k) and starts at a request that is not in one with
+    probability p = r / (r + k (1 - r)), so that failures are a share r of all requests: runs
+    of (1 - p) / p good requests on average alternate with runs of k failures.
+    """
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.left = 0
+        """Failures still to come in the current burst."""
+
+    def fails(self, rng: random.Random) -> bool:
+        rate, burst = self.faults.error_rate, self.faults.error_burst
+        if burst <= 1.0:
+            return self.faults.fails(rng)
+        if self.left > 0:
+            self.left -= 1
+            return True
+        if rate <= 0.0 or rng.random() >= rate / (rate + burst * (1.0 - rate)):
+            return False
+        length = math.floor(burst) + (1 if rng.random() < burst - math.floor(burst) else 0)
+        self.left = length - 1
+        return True
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -80,6 +112,7 @@ def from_env(env: Mapping[str, str]) -> Faults:
         crash_after = _number(env, "FAULT_CRASH_AFTER_S", 1.0, 0.0, 86400.0)
     return Faults(
         error_rate=_number(env, "FAULT_ERROR_RATE", 0.0, 0.0, 1.0),
+        error_burst=_number(env, "FAULT_ERROR_BURST", 1.0, 1.0, 1000.0),
         latency_ms=_number(env, "FAULT_LATENCY_MS", 0.0, 0.0, 600_000.0),
         prediction_shift=_number(env, "FAULT_PREDICTION_SHIFT", 0.0, -100.0, 100.0),
         crash_after_s=crash_after,

@@ -20,7 +20,7 @@ import numpy as np
 from aiohttp import web
 
 from e2e.modelserver import dataset
-from e2e.modelserver.faults import Faults
+from e2e.modelserver.faults import Failures, Faults
 from e2e.modelserver.metrics import CONTENT_TYPE, ServerMetrics
 from e2e.modelserver.model import Model
 
@@ -52,6 +52,11 @@ class State:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     rng: random.Random = field(default_factory=random.Random)
     model: Model | None = None
+    failures: Failures | None = None
+    """Which requests fail (bursts carry state from one request to the next); from `faults`."""
+
+    def __post_init__(self) -> None:
+        self.failures = self.failures or Failures(self.faults)
 
 
 STATE_KEY = web.AppKey("state", State)
@@ -112,7 +117,7 @@ async def _answer(request: web.Request, state: State) -> web.Response:
     delay = state.faults.added_latency_s(state.rng)
     if delay > 0.0:
         await asyncio.sleep(delay)
-    if state.faults.fails(state.rng):
+    if state.failures is not None and state.failures.fails(state.rng):
         return web.json_response({"error": "injected fault (FAULT_ERROR_RATE)"}, status=500)
     z, scores = _score(state.model, rows, state.faults.prediction_shift)
     state.metrics.observe_rows(z, scores)

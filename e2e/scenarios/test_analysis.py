@@ -1,8 +1,16 @@
-"""The analysis engine on real metrics: A/A promotes, real regressions roll back, and an unreachable
-Prometheus holds a rollout without deciding anything, then carries on with the evidence kept."""
+"""The analysis engine on real metrics: A/A promotes at 15 s and 30 s scrapes with the operator's
+default sample step, errors in bursts at equal rates promote, real regressions roll back, and an
+unreachable Prometheus holds a rollout without deciding anything, then carries on with the
+evidence kept.
+
+The world scrapes every 15 s (a namespace named scrape-30s-... every 30 s). The judges see an
+interval only once it is closed, a scrape timeout and a scrape interval after its end, so a
+look at the data lags the clock by 25-40 s at 15 s scrapes and by 40-70 s at 30 s."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,18 +40,55 @@ def judged(steps: list[dict[str, Any]], **env: str) -> Any:
     return change
 
 
-TWO_LOOKS = [{"setWeight": 10}, {"analyze": {"duration": "60s"}}, {"setWeight": 50}, {"analyze": {"duration": "30s"}}]
+def looks(*steps: tuple[int, str]) -> list[dict[str, Any]]:
+    """Canary steps: at each weight, an analysis of that duration."""
+    return [step for weight, duration in steps for step in ({"setWeight": weight}, {"analyze": {"duration": duration}})]
+
+
+TWO_LOOKS = looks((10, "60s"), (50, "30s"))
+
+
+@pytest.fixture
+def scraped_every(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace whose model servers Prometheus scrapes every `request.param` (see e2e/cluster/world.py)."""
+    name = f"scrape-{request.param}-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def aa_promotes(kubectl: Kubectl, namespace: str, steps: list[dict[str, Any]], timeout: float, **env: str) -> None:
+    name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), rps=200,
+                                  change=judged(steps, **env))
+    then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)
+    when.new_version(kubectl, namespace, name, "1.0.1", **env)
+    candidate = then.phase_becomes(kubectl, namespace, name, "Progressing", 60)["canaryRevision"]
+    done = then.phase_becomes(kubectl, namespace, name, "Succeeded", timeout)
+    assert done["stableRevision"] == candidate
+    assert done["history"][-1]["outcome"] == "Promoted"
+    verdicts = {a["metric"]: a["verdict"] for a in done["analysis"]}
+    assert "Fail" not in verdicts.values(), done["analysis"]
 
 
 def test_same_model_twice_promotes(kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
-    name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), rps=200,
-                                  change=judged(TWO_LOOKS, FAULT_LATENCY_MS="10"))
-    then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)
-    when.new_version(kubectl, namespace, name, "1.0.1", FAULT_LATENCY_MS="10")
-    candidate = then.phase_becomes(kubectl, namespace, name, "Progressing", 60)["canaryRevision"]
-    done = then.phase_becomes(kubectl, namespace, name, "Succeeded", 300)
-    assert done["stableRevision"] == candidate
-    assert done["history"][-1]["outcome"] == "Promoted"
+    aa_promotes(kubectl, namespace, TWO_LOOKS, 300, FAULT_LATENCY_MS="10")
+
+
+@pytest.mark.parametrize("scraped_every, first_look, timeout", [
+    ("30s", "2m", 420),   # 30 s steps, judged 40-70 s behind
+    pytest.param("60s", "4m", 720, marks=pytest.mark.slow),  # 60 s steps, judged 70-130 s behind
+], indirect=["scraped_every"], ids=["30s", "60s"])
+def test_same_model_twice_promotes_at_slower_scrapes(
+        kubectl: Kubectl, scraped_every: str, operator: OperatorProcess, first_look: str, timeout: float) -> None:
+    # The default sample step follows the scrape interval of each ModelDeployment's pods.
+    aa_promotes(kubectl, scraped_every, looks((10, first_look), (50, "30s")), timeout, FAULT_LATENCY_MS="10")
+
+
+def test_bursty_errors_at_equal_rates_promote(kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
+    # 5 % errors in runs of about 3 on both versions: the counts are overdispersed three-fold
+    # (a binomial's variance times 3), which a judge that assumes independent requests reads as
+    # evidence. The version is no worse, and must promote.
+    aa_promotes(kubectl, namespace, TWO_LOOKS, 300, FAULT_ERROR_RATE="0.05", FAULT_ERROR_BURST="3")
 
 
 @pytest.mark.parametrize("stable_env, canary_env, metric", [
@@ -67,7 +112,7 @@ def test_prometheus_down_holds_then_carries_on(
         kubectl: Kubectl, world: WorldInfo, namespace: str, operator: OperatorProcess) -> None:
     if world.local is None:
         pytest.skip("stopping Prometheus needs the local world (kind runs it in-cluster)")
-    steps = [{"setWeight": 10}, {"analyze": {"duration": "40s"}}, {"setWeight": 30}, {"analyze": {"duration": "20s"}}]
+    steps = looks((10, "40s"), (30, "20s"))
     name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), rps=150,
                                   change=judged(steps))
     then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)
@@ -86,5 +131,7 @@ def test_prometheus_down_holds_then_carries_on(
         consistently(holding, 45, what="no promotion, no rollback, the same weight while Prometheus is down")
     finally:
         world.local.start_prometheus()
-    done = then.phase_becomes(kubectl, namespace, name, "Succeeded", 240)
+    # After Prometheus returns: a first scrape, then its step closes 25 s later (at 15 s scrapes),
+    # and only then is there evidence again; a look that found none extends the step.
+    done = then.phase_becomes(kubectl, namespace, name, "Succeeded", 360)
     assert done["history"][-1]["outcome"] == "Promoted"

@@ -44,9 +44,14 @@ class OperatorConfig(pydantic.BaseModel):
     prometheus_bearer_token_key: str = "token"
     """The key of that Secret."""
 
-    sample_step: durations.Duration = "15s"
-    """Resolution of the metric series the judges read: one point per step. At least twice the
-    scrape interval, so that every step holds two scrapes."""
+    sample_step: str = pydantic.Field(default="auto", pattern=f"^auto$|{durations.PATTERN}")
+    """Resolution of the counters the judges read: `auto`, the scrape interval of each
+    ModelDeployment's pods (measured from the data; exact differencing needs no more), or a
+    duration at least as long, best a multiple of it (a shorter one is an Error naming both)."""
+
+    prometheus_max_response_bytes: int = pydantic.Field(default=16 << 20, ge=1 << 16)
+    """The largest Prometheus answer the operator reads (bytes, after decompression); a larger one
+    is dropped as it streams in and the metric is an Error saying so, never an out-of-memory kill."""
 
     idle_interval: durations.Duration = "60s"
     """How often a ModelDeployment with no rollout in progress is looked at (changes wake it at once)."""
@@ -86,6 +91,10 @@ class OperatorConfig(pydantic.BaseModel):
 
     def duration(self, value: str) -> datetime.timedelta:
         return durations.parse_duration(value)
+
+    def step_override(self) -> datetime.timedelta | None:
+        """sample_step as a duration, or None for auto."""
+        return None if self.sample_step == "auto" else durations.parse_duration(self.sample_step)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:

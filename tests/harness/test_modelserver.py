@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import subprocess
 import sys
 import time
@@ -115,6 +116,7 @@ def test_sample_rows_look_like_the_data() -> None:
         ({"FAULT_CRASH": "1", "FAULT_CRASH_AFTER_S": "0.2"}, Faults(crash_after_s=0.2)),
         ({"FAULT_CRASH": "0", "FAULT_CRASH_AFTER_S": "5"}, Faults()),
         ({"FAULT_ERROR_RATE": " "}, Faults()),
+        ({"FAULT_ERROR_RATE": "0.05", "FAULT_ERROR_BURST": "3"}, Faults(error_rate=0.05, error_burst=3.0)),
     ],
 )
 def test_faults_from_env(env: dict[str, str], expected: Faults) -> None:
@@ -124,7 +126,7 @@ def test_faults_from_env(env: dict[str, str], expected: Faults) -> None:
 @pytest.mark.parametrize(
     "env",
     [{"FAULT_ERROR_RATE": "1.5"}, {"FAULT_ERROR_RATE": "lots"}, {"FAULT_LATENCY_MS": "-1"},
-     {"FAULT_CRASH": "yes"}, {"FAULT_PREDICTION_SHIFT": "nan"}],
+     {"FAULT_CRASH": "yes"}, {"FAULT_PREDICTION_SHIFT": "nan"}, {"FAULT_ERROR_BURST": "0.5"}],
 )
 def test_bad_fault_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(faults.FaultConfigError, match=next(iter(env))):
@@ -326,3 +328,24 @@ def test_metrics_count_what_was_sent(start_server: StartServer, bodies: list[byt
     families = {name for name, _ in m}
     assert not any(name.endswith("_created") for name in families)
     assert not any("worst_" in str(labels) for _, labels in m)
+
+
+@pytest.mark.parametrize("burst", [1.0, 3.0, 2.5])
+def test_errors_in_bursts_keep_the_rate_and_come_in_runs_of_about_the_burst(burst: float) -> None:
+    """Same mean error rate; runs of about `burst` failures; count variance about `burst` x binomial's."""
+    rng = random.Random(7)
+    failures = faults.Failures(Faults(error_rate=0.05, error_burst=burst))
+    draws = [failures.fails(rng) for _ in range(400_000)]
+    assert abs(sum(draws) / len(draws) - 0.05) < 0.003
+    runs, current = [], 0
+    for failed in draws:
+        if failed:
+            current += 1
+        elif current:
+            runs.append(current)
+            current = 0
+    assert abs(sum(runs) / len(runs) - burst) < 0.1 * burst + 0.1  # two bursts may touch: a little more
+    blocks = [sum(draws[i:i + 200]) for i in range(0, len(draws), 200)]
+    mean = sum(blocks) / len(blocks)
+    variance = sum((b - mean) ** 2 for b in blocks) / len(blocks)
+    assert 0.7 * burst < variance / (200 * 0.05 * 0.95) < 1.3 * burst + 0.2

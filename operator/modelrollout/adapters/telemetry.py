@@ -7,6 +7,9 @@
     modelrollout_rollbacks_total{namespace,name,cause}           counter, rollbacks by cause
     modelrollout_analysis_query_seconds                          histogram, Prometheus query latency
     modelrollout_analysis_query_errors_total                     counter, failed Prometheus queries
+    modelrollout_prometheus_queries_total{kind}                  counter, requests to Prometheus (range,
+                                                                 instant, targets)
+    modelrollout_prometheus_response_bytes_total{kind}           counter, bytes of their answers (decoded)
 
 The chart's dashboard and docs/helm.md use exactly these names.
 """
@@ -38,6 +41,13 @@ QUERY_SECONDS = prometheus_client.Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 QUERY_ERRORS = prometheus_client.Counter(
     "modelrollout_analysis_query_errors_total", "Analysis queries to Prometheus that failed.", registry=REGISTRY)
+
+PROMETHEUS_QUERIES = prometheus_client.Counter(
+    "modelrollout_prometheus_queries_total", "Requests to Prometheus, by kind (range, instant, targets).",
+    ["kind"], registry=REGISTRY)
+PROMETHEUS_RESPONSE_BYTES = prometheus_client.Counter(
+    "modelrollout_prometheus_response_bytes_total", "Bytes of Prometheus answers as read (after decompression).",
+    ["kind"], registry=REGISTRY)
 
 _phases: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()

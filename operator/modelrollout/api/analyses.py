@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import re
 
 import pydantic
 
@@ -36,9 +37,10 @@ class Preset(enum.StrEnum):
 class MetricKind(enum.StrEnum):
     """What a query returns per track, which decides how it is judged.
 
-    counts: a counter's increase over {{interval}} (e.g. failed requests); judged as a rate.
-    histogram: a histogram's bucket increases over {{interval}}, by le; judged on the distribution.
-    gauge: one value per track and interval; judged on the sampled values.
+    counts: a counter's raw value, best summed by pod (e.g. failed requests:
+    sum by (pod) (x_total{...})); the operator takes its exact increase per step; judged as a rate
+    against the preset's request counter. histogram: a histogram's raw bucket counters by le (and
+    pod); judged on the distribution. gauge: one value per track; judged against its slo.
     """
 
     COUNTS = "counts"
@@ -118,6 +120,16 @@ _JUDGED = wire.Rule(
     cel="has(self.slo) || has(self.compare)",
     message="a metric needs slo, compare or both: otherwise nothing is judged",
 )
+EXTRAPOLATING = re.compile(r"(^|[^a-zA-Z0-9_:])(increase|rate|irate)\s*\(")
+"""Functions that turn counters into extrapolated or per-second values (RE2 syntax, for CEL too)."""
+_EXACT_COUNTS = wire.Rule(
+    cel=("!has(self.query) || !has(self.kind) || self.kind == 'gauge' || "
+         f"!self.query.matches('{EXTRAPOLATING.pattern.replace(chr(92), chr(92) * 2)}')"),
+    message=("a counts or histogram query must return the raw counters, e.g. sum by (pod) (x_total{...}), "
+             "not increase(), rate() or irate(): the operator takes exact increases itself, and extrapolated "
+             "counts break the false-rollback guarantee"),
+    field_path=".query",
+)
 _KIND_OF_QUERY = wire.Rule(
     cel="!has(self.query) || has(self.kind)",
     message="a metric with its own query must say its kind: counts, histogram or gauge",
@@ -129,13 +141,15 @@ _KIND_OF_QUERY = wire.Rule(
 class Metric(wire.Object):
     """One metric to judge at every analysis interval."""
 
-    model_config = pydantic.ConfigDict(json_schema_extra=wire.validations(_JUDGED, _KIND_OF_QUERY))
+    model_config = pydantic.ConfigDict(json_schema_extra=wire.validations(_JUDGED, _KIND_OF_QUERY, _EXACT_COUNTS))
 
     name: str = pydantic.Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     """The metric's name; a name the preset defines (error-rate, p99-latency, ...) needs no query."""
 
     query: str | None = pydantic.Field(default=None, min_length=1, max_length=4096)
-    """A PromQL template with {{namespace}}, {{name}}, {{track}}, {{revision}} and {{interval}}."""
+    """A PromQL template with {{namespace}}, {{name}}, {{track}}, {{revision}} and {{interval}}. A counts
+    or histogram query returns raw counters (no increase() or rate()), best grouped by pod; {{interval}}
+    is a range holding about four scrapes, for rate() in a gauge."""
 
     kind: MetricKind | None = None
     """What the query returns: counts, histogram or gauge; required with query."""
@@ -150,6 +164,8 @@ class Metric(wire.Object):
     def _judges_something(self) -> Metric:
         _JUDGED.check(self.slo is not None or self.compare is not None)
         _KIND_OF_QUERY.check(self.query is None or self.kind is not None)
+        _EXACT_COUNTS.check(self.query is None or self.kind in (None, MetricKind.GAUGE)
+                            or EXTRAPOLATING.search(self.query) is None)
         return self
 
 

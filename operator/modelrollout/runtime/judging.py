@@ -14,19 +14,24 @@ import base64
 import dataclasses
 import datetime
 import logging
+import math
 
 from modelrollout import errors
 from modelrollout.adapters.cluster import kube
-from modelrollout.adapters.metrics import presets, prometheus, queries
+from modelrollout.adapters.metrics import presets, prometheus, queries, scraping
 from modelrollout.api import analyses, resources, verdicts
 from modelrollout.api import status as api_status
 from modelrollout.core import decision, observation
-from modelrollout.core.analysis import checks, results, settings, slo
+from modelrollout.core.analysis import checks, results, samples, settings, slo
 from modelrollout.core.analysis import judges as analysis_judges
 from modelrollout.core.analysis import verdicts as analysis_verdicts
 from modelrollout.runtime import shared
 
 LOG = logging.getLogger(__name__)
+EXPIRY_FLOOR_S = 60.0
+"""An analysis not judged for this long (and three of its intervals) leaves the batched queries."""
+UNKNOWN_STEP_S = 60
+"""The {{interval}} of gauges when the scrape interval cannot be told."""
 
 
 def _metrics(analysis: analyses.Analysis) -> list[analyses.Metric]:
@@ -169,6 +174,31 @@ def _gauge(source_: prometheus.PrometheusSource, metric: analyses.Metric, found:
     return slo.value(metric.name, value, 1, checks.Slo(metric.slo.max, metric.slo.min), config=config)
 
 
+def _tracks(runtime: shared.Runtime, md: resources.ModelDeployment, source_: prometheus.PrometheusSource,
+            window: decision.AnalysisWindow, now: datetime.datetime,
+            found: list[presets.PresetMetric]) -> tuple[prometheus.Tracks, str | None]:
+    """The window on its step grid, and why counts and histograms cannot be read (None when they can).
+
+    The step is the scrape interval of this ModelDeployment's pods, measured from the data
+    (`scraping`), or the operator's longer sample_step.
+    """
+    analysis = md.spec.analysis or analyses.Analysis()
+    every = runtime.settings.duration(analysis.interval).total_seconds()
+    namespace, name = md.metadata.namespace or "", md.metadata.name or ""
+
+    def tracks(step: float, lag: float, interval: str) -> prometheus.Tracks:
+        return prometheus.Tracks(namespace, name, window.stable_revision, window.candidate_revision,
+                                 window.candidate_track.value, window.since, now, datetime.timedelta(seconds=step),
+                                 lag=datetime.timedelta(seconds=lag), interval=interval,
+                                 expires_after=max(EXPIRY_FLOOR_S, 3 * every + 2 * step))
+    try:
+        scrape = source_.scrape(namespace, name, [f for f in found if f.kind is not analyses.MetricKind.GAUGE])
+        step = scraping.step(scrape, runtime.settings.step_override())
+    except errors.MetricUnavailable as error:
+        return tracks(UNKNOWN_STEP_S, 0.0, f"{UNKNOWN_STEP_S}s"), str(error)
+    return tracks(step, scrape.lag, scrape.window(step)), None
+
+
 def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decision.AnalysisWindow,
           now: datetime.datetime) -> observation.Evidence:
     """Evidence for `window`: every metric judged; raises SpecError for unactionable specs only."""
@@ -177,11 +207,9 @@ def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decisi
                                        consecutive_error_limit=analysis.failure_limits.consecutive_errors,
                                        inconclusive_limit=analysis.failure_limits.inconclusive)
     source_ = source(runtime, md)
-    step = runtime.settings.duration(runtime.settings.sample_step)
-    tracks = prometheus.Tracks(md.metadata.namespace or "", md.metadata.name or "", window.stable_revision,
-                               window.candidate_revision, window.candidate_track.value, window.since, now, step)
     metrics = _metrics(analysis)
     pairs = [(m, _preset_metric(analysis, m, i)) for i, m in enumerate(metrics)]
+    tracks, unreadable = _tracks(runtime, md, source_, window, now, [found for _, found in pairs])
     metric_checks = [_check(m, found) for m, found in pairs]
     alpha = analysis_verdicts.alpha_per_test(config, metric_checks) * window.alpha_share
     found_results: list[results.MetricResult] = []
@@ -189,8 +217,13 @@ def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decisi
         if found.kind is analyses.MetricKind.GAUGE:
             found_results += _gauge(source_, metric, found, tracks, config)
             continue
-        series = source_.counts(found, tracks) if found.kind is analyses.MetricKind.COUNTS \
-            else source_.histogram(found, tracks)
+        series: samples.CountSamples | samples.HistogramSamples
+        if found.kind is analyses.MetricKind.COUNTS:
+            series = source_.counts(found, tracks) if unreadable is None \
+                else samples.CountSamples(metric.name, error=unreadable)
+        else:
+            series = source_.histogram(found, tracks) if unreadable is None \
+                else samples.HistogramSamples(metric.name, (math.inf,), error=unreadable)
         try:
             found_results += analysis_judges.judge(series, check, alpha=alpha, config=config,
                                                    window_closed=window.final)
@@ -203,3 +236,11 @@ def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decisi
     return observation.Evidence(window=window, verdict=verdict,
                                 metrics=[_status_entry(r, now) for r in found_results],
                                 reason="; ".join(worst[:3]))
+
+
+def forget(runtime: shared.Runtime, namespace: str, name: str) -> None:
+    """Drops the metric data kept for a ModelDeployment whose analysis ended (or that was deleted).
+
+    Optional: what is not asked for again is dropped by itself after a few analysis intervals.
+    """
+    runtime.prometheus.forget(namespace, name)

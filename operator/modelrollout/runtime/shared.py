@@ -32,5 +32,6 @@ class Runtime:
         timeout = settings.duration(settings.prometheus_timeout).total_seconds()
         tls = prometheus.Tls(settings.prometheus_insecure_skip_verify, settings.prometheus_ca_file)
         hook = webhook.Webhook(settings.webhook_url) if settings.webhook_url else None
+        sources = prometheus.Sources(timeout=timeout, tls=tls, max_bytes=settings.prometheus_max_response_bytes)
         return cls(settings=settings, kube=client, workloads=workloads.Workloads(client),
-                   prometheus=prometheus.Sources(timeout=timeout, tls=tls), webhook=hook)
+                   prometheus=sources, webhook=hook)

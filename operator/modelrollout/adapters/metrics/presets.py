@@ -6,6 +6,19 @@ a `histogram` metric has a bucket query grouped by `le`. Every query is a templa
 per track with the track's revision, and selects the series by the `modeldeployment`,
 `namespace` and `revision` target labels (the chart's PodMonitor puts them there).
 
+Counts and histograms are read as raw counters per pod, never through `increase()`: the
+adapter differences them itself on its step grid, which gives exact integers (`increase()`
+extrapolates, and over a window of two scrapes doubles the count). The form is
+
+    max by (pod) (sum by (pod, track) (model_requests_total{<selector>}))
+
+`sum by (pod, track)` adds a pod's series (one per status code) before differencing, so the
+first error of a new code is counted in full; `max by (pod)` bridges the moment the operator
+moves a pod to another track: Prometheus keeps the old target's series for about one scrape
+after the new one starts, and summing both would double the pod's counter for a step.
+`queries.batched` turns these templates into one query for every ModelDeployment under
+analysis at once.
+
 Presets:
 - generic: what any server exports with a Prometheus client library (and the e2e model server).
 - vllm: vLLM's `vllm:` metrics (time to first token, time per output token, end-to-end latency,
@@ -30,40 +43,33 @@ class PresetMetric:
     name: str
     kind: analyses.MetricKind
     query: str
-    """counts: the events; histogram: the buckets by le; gauge: one value."""
+    """counts: the events counter per pod; histogram: the bucket counters by pod and le; gauge: one value."""
     exposure: str | None = None
-    """counts: all requests, the denominator of the rate."""
+    """counts: all requests per pod, the denominator of the rate."""
     quantile: float | None = None
     """histogram: the quantile an SLO on this metric bounds (p99-latency: 0.99)."""
     description: str = ""
-    batch: str | None = None
-    """The same query for every ModelDeployment at once, grouped by namespace, modeldeployment and
-    revision (and le): one query per tick serves every rollout reading this Prometheus."""
-    batch_exposure: str | None = None
 
 
-BATCH_BY = "namespace,modeldeployment,revision"
-
-
-def _increase(metric: str, extra: str = "", by: str = "") -> str:
+def _counter(metric: str, extra: str = "", by: str = "pod") -> str:
+    """A raw counter summed per pod (and `le`), with the pod's track moves bridged."""
     selector = SELECT + ("," + extra if extra else "")
-    grouping = f" by ({by})" if by else ""
-    return f"sum{grouping}(increase({metric}{{{selector}}}[{{{{interval}}}}]))"
+    return f"max by ({by}) (sum by ({by}, track) ({metric}{{{selector}}}))"
 
 
-def _batched(metric: str, extra: str = "", by: str = "") -> str:
-    grouping = BATCH_BY + ("," + by if by else "")
-    return f"sum by ({grouping}) (increase({metric}{{{extra}}}[{{{{interval}}}}]))"
+def _increase(metric: str) -> str:
+    """For gauges only: a ratio of two of these cancels `increase()`'s extrapolation."""
+    return f"sum(increase({metric}{{{SELECT}}}[{{{{interval}}}}]))"
 
 
 def _counts(name: str, metric: str, bad: str, description: str) -> PresetMetric:
-    return PresetMetric(name, analyses.MetricKind.COUNTS, _increase(metric, bad), exposure=_increase(metric),
-                        description=description, batch=_batched(metric, bad), batch_exposure=_batched(metric))
+    return PresetMetric(name, analyses.MetricKind.COUNTS, _counter(metric, bad), exposure=_counter(metric),
+                        description=description)
 
 
 def _latency(name: str, bucket_metric: str, quantile: float | None, description: str) -> PresetMetric:
-    return PresetMetric(name, analyses.MetricKind.HISTOGRAM, _increase(bucket_metric, by="le"),
-                        quantile=quantile, description=description, batch=_batched(bucket_metric, by="le"))
+    return PresetMetric(name, analyses.MetricKind.HISTOGRAM, _counter(bucket_metric, by="pod, le"),
+                        quantile=quantile, description=description)
 
 
 def _generic() -> dict[str, PresetMetric]:
@@ -91,9 +97,8 @@ def _vllm() -> dict[str, PresetMetric]:
 
 def _triton() -> dict[str, PresetMetric]:
     metrics = [
-        PresetMetric("error-rate", analyses.MetricKind.COUNTS, _increase("nv_inference_request_failure"),
-                     exposure=(f"({_increase('nv_inference_request_success')}"
-                               f" + {_increase('nv_inference_request_failure')})"),
+        PresetMetric("error-rate", analyses.MetricKind.COUNTS, _counter("nv_inference_request_failure"),
+                     exposure=_counter("", '__name__=~"nv_inference_request_success|nv_inference_request_failure"'),
                      description="share of failed inferences"),
         PresetMetric("mean-latency", analyses.MetricKind.GAUGE,
                      f"{_increase('nv_inference_request_duration_us')} / {_increase('nv_inference_count')} / 1e6",

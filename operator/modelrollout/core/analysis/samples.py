@@ -10,10 +10,10 @@ these immutable records. Three choices follow from that:
 - **Recomputed from scratch each tick.** Prometheus keeps the data, so the operator keeps no
   statistical state of its own: after a restart the next tick sees the same series and reaches
   the same verdict. Evidence therefore carries across steps of a rollout with no bookkeeping.
-- **Increments, possibly fractional or missing.** `increase()` extrapolates, so increments may
-  be non-integer; a scrape gap is `nan`; a counter reset shows as a negative difference. The
-  judges drop such intervals explicitly (see `quality`), and `increments()` turns raw counter
-  values into increments the way Prometheus does.
+- **Exact increments, or missing.** The Prometheus adapter differences raw counters per pod
+  (`counters`), so counts are integers; an interval a track has no data for is `nan`. The judges
+  still drop an interval with a nan, a negative value or more events than requests (see
+  `quality`): from another source, or from a bug, such data is not evidence.
 
 Histograms carry *per-bucket* increments (not cumulative in `le`), because every test uses the
 count in a bucket or beyond a boundary; `buckets_from_cumulative()` is the one conversion from
