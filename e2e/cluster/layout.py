@@ -106,8 +106,13 @@ WORKERS = REPO / ".e2e" / "workers"
 
 
 def worker_world(worker: str) -> tuple[Layout, int] | None:
-    """The folder and port offset of a pytest-xdist worker's world ("gw1" -> .e2e/workers/gw1, 2000)."""
+    """The folder and port offset of a pytest-xdist worker's world ("gw1" -> .e2e/workers/gw1, 2000).
+
+    The offset adds to E2E_PORT_OFFSET, so that checkouts run with different offsets on one
+    machine also keep their workers' worlds apart.
+    """
     index = worker.removeprefix("gw")
     if not worker.startswith("gw") or not index.isdigit():
         return None
-    return Layout(WORKERS / worker), WORKER_PORT_STRIDE * (int(index) + 1)
+    base = int(os.environ.get("E2E_PORT_OFFSET", "0"))
+    return Layout(WORKERS / worker), base + WORKER_PORT_STRIDE * (int(index) + 1)
