@@ -50,6 +50,20 @@ def ensure(pki: Path) -> Path:
     return pki
 
 
+def loopback_tls(folder: Path) -> Path:
+    """A CA of its own, a serving certificate for 127.0.0.1 and localhost, and a client
+    certificate, for a TLS endpoint a test runs (Prometheus with --web.config.file); returns `folder`."""
+    wanted = ["ca.crt", "server.crt", "server.key", "client.crt", "client.key"]
+    if all((folder / f).exists() for f in wanted):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "3650", "-subj", "/CN=modelrollout-e2e-loopback-ca", cwd=folder)
+    _signed(folder, "server", "/CN=localhost", _SERVER_EXT)
+    _signed(folder, "client", "/CN=modelrollout-operator", _CLIENT_EXT)
+    return folder
+
+
 def kubeconfig(pki: Path, server: str) -> str:
     """An admin kubeconfig that embeds file paths (not data), so it stays readable."""
     return f"""apiVersion: v1

@@ -54,6 +54,8 @@ def expected_rules(values: dict[str, Any]) -> set[Rule]:
         rules = expand(permissions.CAPACITY, "*").union(*(expand(permissions.NAMESPACED, ns) for ns in watch))
     else:
         rules = expand(permissions.merge(permissions.NAMESPACED, permissions.CAPACITY, permissions.NAMESPACES), "*")
+    for secret in values.get("prometheus", {}).get("modelDeploymentSecrets", []):
+        rules |= {(ns, "", "secrets", "get", secret) for ns in (watch or ["*"])}
     token = values.get("prometheus", {}).get("bearerTokenSecret", {}).get("name")
     if token:
         rules.add((RELEASE_NS, "", "secrets", "get", token))

@@ -86,6 +86,12 @@ them between tracks; it posts Events (kopf does too).
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: {{ toJson $owned }}
+{{- with .Values.prometheus.modelDeploymentSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: {{ toJson . }}
+  verbs: ["get"]
+{{- end }}
 {{- end -}}
 
 {{/* Cluster-scoped reads: GPU pool capacity, always. */}}

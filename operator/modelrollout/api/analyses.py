@@ -66,14 +66,85 @@ class SecretKeyRef(wire.Object):
     """The key within the Secret."""
 
 
+class SecretRef(wire.Object):
+    """A Secret in the ModelDeployment's namespace, read by its standard keys."""
+
+    name: str = pydantic.Field(min_length=1, max_length=253)
+    """The Secret's name."""
+
+
+class CaSecretRef(SecretKeyRef):
+    """A key of a Secret holding a CA bundle in PEM."""
+
+    key: str = pydantic.Field(default="ca.crt", min_length=1, max_length=253)
+    """The key within the Secret."""
+
+
+class Header(wire.Object):
+    """An HTTP header sent with every query, e.g. X-Scope-OrgID for a Mimir, Cortex or Thanos tenant."""
+
+    name: str = pydantic.Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=256)
+    """The header's name. Credentials go in bearerTokenSecret or basicAuthSecret, not here."""
+
+    value: str = pydantic.Field(max_length=4096)
+    """The header's value."""
+
+
+class PrometheusTls(wire.Object):
+    """How to check the Prometheus server's certificate, and the client certificate to show it."""
+
+    ca_secret: CaSecretRef | None = None
+    """A Secret with the CA bundle that signed the server's certificate (key ca.crt by default)."""
+
+    client_cert_secret: SecretRef | None = None
+    """A kubernetes.io/tls Secret (keys tls.crt and tls.key) whose certificate the client shows."""
+
+    insecure_skip_verify: bool = False
+    """Do not check the server's certificate (for tests only)."""
+
+
+_ONE_CREDENTIAL = wire.Rule(
+    cel="!(has(self.bearerTokenSecret) && has(self.basicAuthSecret))",
+    message="give bearerTokenSecret or basicAuthSecret, not both",
+)
+_TLS_NEEDS_HTTPS = wire.Rule(
+    cel="!has(self.tls) || self.address.startsWith('https://')",
+    message="tls needs an https:// address",
+)
+_NO_AUTH_HEADER = wire.Rule(
+    cel="!has(self.headers) || self.headers.all(h, h.name.lowerAscii() != 'authorization')",
+    message="headers: the Authorization header comes from bearerTokenSecret or basicAuthSecret, "
+    "so that it stays in a Secret",
+)
+
+
 class Prometheus(wire.Object):
-    """The Prometheus to query."""
+    """The Prometheus to query, and how to authenticate to it."""
+
+    model_config = pydantic.ConfigDict(json_schema_extra=wire.validations(_ONE_CREDENTIAL, _TLS_NEEDS_HTTPS,
+                                                                          _NO_AUTH_HEADER))
 
     address: str = pydantic.Field(pattern=r"^https?://", max_length=2048)
     """Base URL, e.g. http://prometheus.monitoring:9090."""
 
     bearer_token_secret: SecretKeyRef | None = None
     """A Secret holding a bearer token sent with every query."""
+
+    basic_auth_secret: SecretRef | None = None
+    """A kubernetes.io/basic-auth Secret (keys username and password) for HTTP basic auth."""
+
+    headers: list[Header] = pydantic.Field(default_factory=list, max_length=16)
+    """Headers sent with every query, e.g. [{name: X-Scope-OrgID, value: team-a}]."""
+
+    tls: PrometheusTls | None = None
+    """Server CA and client certificate, for an https:// address."""
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> Prometheus:
+        _ONE_CREDENTIAL.check(self.bearer_token_secret is None or self.basic_auth_secret is None)
+        _TLS_NEEDS_HTTPS.check(self.tls is None or self.address.startswith("https://"))
+        _NO_AUTH_HEADER.check(all(header.name.lower() != "authorization" for header in self.headers))
+        return self
 
     timeout: durations.Duration = "10s"
     """Timeout of one query."""

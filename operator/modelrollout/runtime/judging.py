@@ -68,7 +68,7 @@ def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment) -> str 
     if analysis is None:
         return None
     try:
-        _token(runtime, md)
+        _access(runtime, md)
     except errors.SpecError as error:
         return str(error)
     probe = queries.Context("ns", "name", "stable", "rev", "30s")
@@ -113,20 +113,44 @@ def _secret_value(runtime: shared.Runtime, namespace: str | None, name: str, key
     return base64.b64decode(secret["data"][key]).decode().strip()
 
 
-def _token(runtime: shared.Runtime, md: resources.ModelDeployment) -> str | None:
-    analysis = md.spec.analysis
-    if analysis is not None and analysis.prometheus is not None:
-        ref = analysis.prometheus.bearer_token_secret
-        if ref is None:
-            return None
-        return _secret_value(runtime, md.metadata.namespace, ref.name, ref.key,
-                             "spec.analysis.prometheus.bearerTokenSecret")
-    default = runtime.settings.prometheus_bearer_token_secret
-    if not default:
-        return None
-    namespace, _, name = default.rpartition("/")
-    return _secret_value(runtime, namespace or None, name, runtime.settings.prometheus_bearer_token_key,
-                         "MODELROLLOUT_PROMETHEUS_BEARER_TOKEN_SECRET")
+Headers = list[tuple[str, str]]
+
+
+def _access(runtime: shared.Runtime, md: resources.ModelDeployment) -> tuple[Headers, prometheus.Tls | None]:
+    """The headers (credentials among them) and TLS of the Prometheus this ModelDeployment names."""
+    analysis, namespace = md.spec.analysis, md.metadata.namespace
+    field = "spec.analysis.prometheus"
+    if analysis is None or analysis.prometheus is None:
+        default = runtime.settings.prometheus_bearer_token_secret
+        if not default:
+            return [], None
+        home, _, name = default.rpartition("/")
+        token = _secret_value(runtime, home or None, name, runtime.settings.prometheus_bearer_token_key,
+                              "MODELROLLOUT_PROMETHEUS_BEARER_TOKEN_SECRET")
+        return [prometheus.Access.bearer(token)], None
+    given = analysis.prometheus
+    headers = [(header.name, header.value) for header in given.headers]
+    if given.bearer_token_secret is not None:
+        ref = given.bearer_token_secret
+        headers.append(prometheus.Access.bearer(
+            _secret_value(runtime, namespace, ref.name, ref.key, f"{field}.bearerTokenSecret")))
+    if given.basic_auth_secret is not None:
+        name, where = given.basic_auth_secret.name, f"{field}.basicAuthSecret"
+        headers.append(prometheus.Access.basic(_secret_value(runtime, namespace, name, "username", where),
+                                               _secret_value(runtime, namespace, name, "password", where)))
+    if given.tls is None:
+        return headers, None
+    where, ca, cert = f"{field}.tls", given.tls.ca_secret, given.tls.client_cert_secret
+    tls = prometheus.Tls(
+        insecure_skip_verify=given.tls.insecure_skip_verify,
+        ca_file=runtime.prometheus.tls.ca_file if ca is None else None,
+        ca_pem=None if ca is None else _secret_value(runtime, namespace, ca.name, ca.key, f"{where}.caSecret"),
+        client_cert_pem=None if cert is None else _secret_value(
+            runtime, namespace, cert.name, "tls.crt", f"{where}.clientCertSecret"),
+        client_key_pem=None if cert is None else _secret_value(
+            runtime, namespace, cert.name, "tls.key", f"{where}.clientCertSecret"),
+    )
+    return headers, tls
 
 
 def source(runtime: shared.Runtime, md: resources.ModelDeployment) -> prometheus.PrometheusSource:
@@ -135,7 +159,8 @@ def source(runtime: shared.Runtime, md: resources.ModelDeployment) -> prometheus
     if not url:
         raise errors.SpecError("spec.analysis.prometheus.address: not given, and the operator has no default "
                                "(MODELROLLOUT_PROMETHEUS_URL)")
-    return runtime.prometheus.get(url, _token(runtime, md))
+    headers, tls = _access(runtime, md)
+    return runtime.prometheus.get(url, headers, tls)
 
 
 def _status_name(result: results.MetricResult) -> str:

@@ -18,10 +18,13 @@ the load on Prometheus can be watched and benchmarked.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import logging
+import os
 import ssl
+import tempfile
 from typing import Any
 
 import httpx
@@ -38,15 +41,58 @@ DEFAULT_MAX_BYTES = 16 << 20
 
 @dataclasses.dataclass(frozen=True)
 class Tls:
-    """How to check the Prometheus server's certificate."""
+    """How to check the Prometheus server's certificate, and the client certificate to show it."""
 
     insecure_skip_verify: bool = False
     ca_file: str | None = None
+    ca_pem: str | None = None
+    """CA bundle in PEM, from a Secret (ca_file is the operator-wide one, mounted as a file)."""
+    client_cert_pem: str | None = None
+    client_key_pem: str | None = None
 
     def verify(self) -> ssl.SSLContext | bool:
-        if self.insecure_skip_verify:
+        if self.insecure_skip_verify and self.client_cert_pem is None:
             return False
-        return ssl.create_default_context(cafile=self.ca_file)
+        context = ssl.create_default_context(cafile=self.ca_file, cadata=self.ca_pem)
+        if self.insecure_skip_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.client_cert_pem is not None:
+            _load_client_cert(context, self.client_cert_pem, self.client_key_pem or "")
+        return context
+
+
+def _load_client_cert(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
+    """ssl reads a certificate chain from files only: they live in a private folder for the call."""
+    with tempfile.TemporaryDirectory(prefix="modelrollout-tls-") as folder:
+        cert, key = os.path.join(folder, "tls.crt"), os.path.join(folder, "tls.key")
+        for path, text in ((cert, cert_pem), (key, key_pem)):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(text)
+        try:
+            context.load_cert_chain(cert, key)
+        except (ssl.SSLError, ValueError) as error:
+            raise errors.SpecError(f"the client certificate or key cannot be used: {error}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """How to reach one Prometheus: headers sent with every query (credentials among them) and TLS.
+
+    Access.bearer("t").headers -> (("Authorization", "Bearer t"),)
+    """
+
+    headers: tuple[tuple[str, str], ...] = ()
+    tls: Tls = Tls()
+
+    @staticmethod
+    def bearer(token: str) -> tuple[str, str]:
+        return ("Authorization", f"Bearer {token}")
+
+    @staticmethod
+    def basic(username: str, password: str) -> tuple[str, str]:
+        pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+        return ("Authorization", f"Basic {pair}")
 
 
 class PrometheusError(errors.MetricUnavailable):
@@ -66,14 +112,14 @@ class TooLarge(errors.MetricUnavailable):
 class Api:
     """A blocking client of one Prometheus server; safe to share between threads."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0, tls: Tls | None = None,
+    def __init__(self, url: str, access: Access | None = None, timeout: float = 10.0,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        access = access or Access()
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
-                                    verify=(tls or Tls()).verify())
+        self._client = httpx.Client(base_url=self.url, headers=list(access.headers), timeout=timeout,
+                                    verify=access.tls.verify())
 
     def query(self, query: str, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query's result (a vector, or a matrix for a range selector)."""
@@ -114,13 +160,14 @@ class Api:
             answer = json.loads(body)
         except ValueError:
             telemetry.QUERY_ERRORS.inc()
-            raise errors.MetricUnavailable(
-                f"query {what!r} failed: HTTP {response.status_code}, not JSON: {body[:200]!r}") from None
+            raise PrometheusError(f"query {what!r} failed: HTTP {response.status_code}{_refused(response.status_code)}"
+                                  f", not JSON: {body[:200]!r}", status=response.status_code) from None
         if response.status_code >= 400 or not isinstance(answer, dict) or answer.get("status") != "success":
             telemetry.QUERY_ERRORS.inc()
             error_type = str(answer.get("errorType", "")) if isinstance(answer, dict) else ""
             detail = str(answer.get("error", "")) if isinstance(answer, dict) else str(answer)[:200]
-            raise PrometheusError(f"query {what!r} failed: HTTP {response.status_code} {error_type}: {detail}",
+            raise PrometheusError(f"query {what!r} failed: HTTP {response.status_code}{_refused(response.status_code)}"
+                                  f" {error_type}: {detail}",
                                   error_type, detail, response.status_code)
         return answer.get("data")
 
@@ -142,6 +189,13 @@ class Api:
         return TooLarge(f"query {what!r} failed: its answer is larger than the operator reads "
                         f"({seen}; the limit is {self.max_bytes} bytes, MODELROLLOUT_PROMETHEUS_MAX_RESPONSE_BYTES): "
                         "it selects too many series; narrow the query, or raise the limit")
+
+
+def _refused(status: int) -> str:
+    """What a 401 or 403 means here: the credentials in spec.analysis.prometheus (or the operator's)."""
+    if status in (401, 403):
+        return " (Prometheus refused the credentials: check spec.analysis.prometheus's Secrets)"
+    return ""
 
 
 def _stamp(seconds: float) -> str:

@@ -45,6 +45,7 @@ PARSED_CACHE = 1024
 DEFAULT_EXPIRY = 300.0
 """Seconds an analysis not asked for keeps its place in the batched queries and the cache."""
 Tls = http_api.Tls
+Access = http_api.Access
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +87,11 @@ class Tracks:
 class PrometheusSource:
     """One Prometheus server; shared by every ModelDeployment that names the same address."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0, tls: Tls | None = None,
+    def __init__(self, url: str, access: Access | None = None, timeout: float = 10.0,
                  max_bytes: int = http_api.DEFAULT_MAX_BYTES) -> None:
         self.url = url
         self.timeout = timeout
-        self.api = http_api.Api(url, token, timeout, tls, max_bytes)
+        self.api = http_api.Api(url, access, timeout, max_bytes)
         self.scrapes = scraping.Intervals(self.api)
         self.cache = caching.Cache(self.api.query_range)
         self._parsed: dict[str, str | None] = {}
@@ -221,29 +222,26 @@ def _number(query: str, raw: Any) -> float:
         raise errors.MetricUnavailable(f"query {query!r} answered a non-numeric value {raw!r}") from None
 
 
-def sources_key(url: str, token: str | None) -> tuple[str, str | None]:
-    return (url.rstrip("/"), token)
-
-
 class Sources:
-    """One PrometheusSource per (address, credential), shared across ModelDeployments."""
+    """One PrometheusSource per (address, access), shared across ModelDeployments."""
 
     def __init__(self, timeout: float = 10.0, tls: Tls | None = None,
                  max_bytes: int = http_api.DEFAULT_MAX_BYTES) -> None:
         self.timeout = timeout
         self.tls = tls or Tls()
+        """The operator's TLS settings, for a ModelDeployment that gives none of its own."""
         self.max_bytes = max_bytes
-        self._sources: dict[tuple[str, str | None], PrometheusSource] = {}
+        self._sources: dict[tuple[str, Access], PrometheusSource] = {}
         self._lock = threading.Lock()
 
-    def get(self, url: str, token: str | None = None) -> PrometheusSource:
-        key = sources_key(url, token)
+    def get(self, url: str, headers: Sequence[tuple[str, str]] = (), tls: Tls | None = None) -> PrometheusSource:
+        key = (url.rstrip("/"), Access(tuple(headers), tls or self.tls))
         with self._lock:
             if key not in self._sources:
-                self._sources[key] = PrometheusSource(key[0], token, self.timeout, self.tls, self.max_bytes)
+                self._sources[key] = PrometheusSource(key[0], key[1], self.timeout, self.max_bytes)
             return self._sources[key]
 
-    def known(self) -> Mapping[tuple[str, str | None], PrometheusSource]:
+    def known(self) -> Mapping[tuple[str, Access], PrometheusSource]:
         return dict(self._sources)
 
     def forget(self, namespace: str, name: str) -> None:
