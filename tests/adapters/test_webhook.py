@@ -80,3 +80,39 @@ async def test_a_slow_receiver_never_blocks_the_sender(receiver: Any) -> None:
 async def test_an_unreachable_receiver_gives_up_quietly() -> None:
     hook = webhook.Webhook(f"http://127.0.0.1:{free_port()}/hook", QUICK)
     assert await hook.deliver(NOTE) is False
+
+
+MOMENT = webhook.Notification("ml", "scorer", "7b21aa", "Warning", "RolledBack", "error-rate failed",
+                              datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC), moment="RolledBack")
+
+
+async def test_slack_gets_mrkdwn_text(receiver: Any) -> None:
+    url, received, _ = receiver
+    assert await webhook.Webhook(url, QUICK, format="Slack").deliver(MOMENT) is True
+    assert received == [{"text": ":warning: *ml/scorer: RolledBack (revision 7b21aa)*\nerror-rate failed"}]
+
+
+async def test_teams_gets_one_adaptive_card(receiver: Any) -> None:
+    url, received, _ = receiver
+    assert await webhook.Webhook(url, QUICK, format="Teams").deliver(MOMENT) is True
+    (message,) = received
+    assert message["type"] == "message"
+    (attachment,) = message["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
+    texts = [block["text"] for block in card["body"] if block["type"] == "TextBlock"]
+    assert texts == ["ml/scorer: RolledBack (revision 7b21aa)", "error-rate failed"]
+    assert card["body"][0]["color"] == "Attention"
+
+
+async def test_the_webhook_format_names_the_moment(receiver: Any) -> None:
+    url, received, _ = receiver
+    assert await webhook.Webhook(url, QUICK).deliver(MOMENT) is True
+    assert received[0]["moment"] == "RolledBack" and received[0]["reason"] == "RolledBack"
+
+
+def test_receivers_share_one_webhook_per_url_and_format() -> None:
+    receivers = webhook.Receivers(QUICK)
+    assert receivers.get("http://a", "Slack") is receivers.get("http://a", "Slack")
+    assert receivers.get("http://a", "Slack") is not receivers.get("http://a", "Teams")

@@ -54,7 +54,7 @@ def expected_rules(values: dict[str, Any]) -> set[Rule]:
         rules = expand(permissions.CAPACITY, "*").union(*(expand(permissions.NAMESPACED, ns) for ns in watch))
     else:
         rules = expand(permissions.merge(permissions.NAMESPACED, permissions.CAPACITY, permissions.NAMESPACES), "*")
-    for secret in values.get("prometheus", {}).get("modelDeploymentSecrets", []):
+    for secret in values.get("modelDeploymentSecrets", []):
         rules |= {(ns, "", "secrets", "get", secret) for ns in (watch or ["*"])}
     token = values.get("prometheus", {}).get("bearerTokenSecret", {}).get("name")
     if token:

@@ -86,7 +86,7 @@ them between tracks; it posts Events (kopf does too).
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: {{ toJson $owned }}
-{{- with .Values.prometheus.modelDeploymentSecrets }}
+{{- with .Values.modelDeploymentSecrets }}
 - apiGroups: [""]
   resources: ["secrets"]
   resourceNames: {{ toJson . }}

@@ -18,6 +18,7 @@ import math
 import pydantic
 
 from modelrollout.api import analyses, durations, pods, routing, strategies, wire
+from modelrollout.api import notifications as receivers  # the module's name is the field's
 
 
 class Model(wire.Object):
@@ -292,6 +293,9 @@ class ModelDeploymentSpec(wire.Object):
 
     revision_history_limit: int = pydantic.Field(default=10, ge=1, le=50)
     """Entries kept in status.history."""
+
+    notifications: list[receivers.Notification] = pydantic.Field(default_factory=list, max_length=8)
+    """Receivers told about the rollout's moments (Slack, Teams or a webhook), each URL from a Secret."""
 
     def gpus_per_pod(self) -> int:
         """Accelerators one pod asks for; 0 without a gpuPool."""

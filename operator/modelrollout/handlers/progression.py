@@ -24,7 +24,7 @@ from modelrollout.api import labels, resources
 from modelrollout.api import status as api_status
 from modelrollout.core import decision, invalid, observation, progression
 from modelrollout.handlers import startup
-from modelrollout.runtime import applying, observing, shared
+from modelrollout.runtime import applying, notifying, observing, shared
 
 RETRY_AFTER_S = 5.0
 
@@ -112,6 +112,11 @@ async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observ
     subject = kopf.Body(cast(kopf.RawBody, body))
     for event in plan.events:
         kopf.event(subject, type=event.type.value, reason=event.reason, message=event.message[:1024])
+    try:
+        for receiver, notifications in await asyncio.to_thread(notifying.prepare, runtime, md, plan, now):
+            receiver.send(notifications)
+    except errors.SpecError as error:  # a Secret deleted since the check: the rollout goes on
+        logger.warning("notifications not sent: %s", error)
     if runtime.webhook is not None and plan.events:
         revision = plan.status.canary_revision or plan.status.stable_revision
         runtime.webhook.send([webhook.Notification(namespace, name, revision, e.type.value, e.reason, e.message, now)

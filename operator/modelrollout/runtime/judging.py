@@ -10,14 +10,12 @@ missing token Secret) are spec problems: the ModelDeployment becomes Degraded.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime
 import logging
 import math
 
 from modelrollout import errors
-from modelrollout.adapters.cluster import kube
 from modelrollout.adapters.metrics import presets, prometheus, queries, scraping
 from modelrollout.api import analyses, resources, verdicts
 from modelrollout.api import status as api_status
@@ -25,7 +23,7 @@ from modelrollout.core import decision, observation
 from modelrollout.core.analysis import checks, results, samples, settings, slo
 from modelrollout.core.analysis import judges as analysis_judges
 from modelrollout.core.analysis import verdicts as analysis_verdicts
-from modelrollout.runtime import shared
+from modelrollout.runtime import secrets, shared
 
 LOG = logging.getLogger(__name__)
 EXPIRY_FLOOR_S = 60.0
@@ -103,16 +101,6 @@ def _check(metric: analyses.Metric, found: presets.PresetMetric) -> checks.Metri
     return checks.MetricCheck(metric.name, slo=slo_check, compare=comparison, quantile=found.quantile)
 
 
-SECRET = kube.Kind("v1", "Secret", "secrets")
-
-
-def _secret_value(runtime: shared.Runtime, namespace: str | None, name: str, key: str, field: str) -> str:
-    secret = runtime.kube.get(SECRET, namespace, name)
-    if secret is None or key not in (secret.get("data") or {}):
-        raise errors.SpecError(f"{field}: Secret {namespace}/{name} with key {key!r} not found")
-    return base64.b64decode(secret["data"][key]).decode().strip()
-
-
 Headers = list[tuple[str, str]]
 
 
@@ -125,7 +113,7 @@ def _access(runtime: shared.Runtime, md: resources.ModelDeployment) -> tuple[Hea
         if not default:
             return [], None
         home, _, name = default.rpartition("/")
-        token = _secret_value(runtime, home or None, name, runtime.settings.prometheus_bearer_token_key,
+        token = secrets.value(runtime, home or None, name, runtime.settings.prometheus_bearer_token_key,
                               "MODELROLLOUT_PROMETHEUS_BEARER_TOKEN_SECRET")
         return [prometheus.Access.bearer(token)], None
     given = analysis.prometheus
@@ -133,21 +121,21 @@ def _access(runtime: shared.Runtime, md: resources.ModelDeployment) -> tuple[Hea
     if given.bearer_token_secret is not None:
         ref = given.bearer_token_secret
         headers.append(prometheus.Access.bearer(
-            _secret_value(runtime, namespace, ref.name, ref.key, f"{field}.bearerTokenSecret")))
+            secrets.value(runtime, namespace, ref.name, ref.key, f"{field}.bearerTokenSecret")))
     if given.basic_auth_secret is not None:
         name, where = given.basic_auth_secret.name, f"{field}.basicAuthSecret"
-        headers.append(prometheus.Access.basic(_secret_value(runtime, namespace, name, "username", where),
-                                               _secret_value(runtime, namespace, name, "password", where)))
+        headers.append(prometheus.Access.basic(secrets.value(runtime, namespace, name, "username", where),
+                                               secrets.value(runtime, namespace, name, "password", where)))
     if given.tls is None:
         return headers, None
     where, ca, cert = f"{field}.tls", given.tls.ca_secret, given.tls.client_cert_secret
     tls = prometheus.Tls(
         insecure_skip_verify=given.tls.insecure_skip_verify,
         ca_file=runtime.prometheus.tls.ca_file if ca is None else None,
-        ca_pem=None if ca is None else _secret_value(runtime, namespace, ca.name, ca.key, f"{where}.caSecret"),
-        client_cert_pem=None if cert is None else _secret_value(
+        ca_pem=None if ca is None else secrets.value(runtime, namespace, ca.name, ca.key, f"{where}.caSecret"),
+        client_cert_pem=None if cert is None else secrets.value(
             runtime, namespace, cert.name, "tls.crt", f"{where}.clientCertSecret"),
-        client_key_pem=None if cert is None else _secret_value(
+        client_key_pem=None if cert is None else secrets.value(
             runtime, namespace, cert.name, "tls.key", f"{where}.clientCertSecret"),
     )
     return headers, tls

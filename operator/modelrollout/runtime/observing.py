@@ -18,7 +18,7 @@ from modelrollout.adapters.endpoint import smoke
 from modelrollout.api import commands, labels, resources
 from modelrollout.api import status as api_status
 from modelrollout.core import decision, observation
-from modelrollout.runtime import judging, shared
+from modelrollout.runtime import judging, notifying, shared
 
 
 @dataclasses.dataclass
@@ -31,6 +31,8 @@ class Asked:
     """A problem applying the last decision revealed (the API server refused a Deployment)."""
     command_error_for: str | None = None
     """The annotation value whose parse error was already reported."""
+    notifications: notifying.Checked = dataclasses.field(default_factory=notifying.Checked)
+    """The spec generation whose notification Secrets were found."""
 
 
 def _pods(revisions: dict[str, workloads.RevisionPods]) -> dict[str, observation.Pods]:
@@ -114,7 +116,8 @@ def observe(runtime: shared.Runtime, md: resources.ModelDeployment, asked: Asked
     owner = manifests.Owner(md.metadata.name or "", md.metadata.namespace or "", md.metadata.uid or "")
     seen = runtime.workloads.observe(owner)
     command, command_error = _command(md, asked)
-    problem = asked.spec_problem or judging.spec_problem(runtime, md)
+    problem = (asked.spec_problem or judging.spec_problem(runtime, md)
+               or notifying.spec_problem(runtime, md, asked.notifications))
     evidence = None
     if asked.analysis is not None and problem is None:
         try:

@@ -21,7 +21,11 @@ class Runtime:
     kube: kube.Kube
     workloads: workloads.Workloads
     prometheus: prometheus.Sources
+    receivers: webhook.Receivers = dataclasses.field(default_factory=webhook.Receivers)
+    """The receivers ModelDeployments name in spec.notifications (declared before the field
+    `webhook`, which hides the module's name below it)."""
     webhook: webhook.Webhook | None = None
+    """The operator-wide webhook (MODELROLLOUT_WEBHOOK_URL), told of every Event."""
 
     def router(self, provider: routing.Provider) -> router.TrafficRouter:
         return router_for(provider, self.kube)

@@ -1,0 +1,71 @@
+"""Telling a ModelDeployment's receivers (spec.notifications) about the moments a tick passed.
+
+The URLs are read from Secrets when there is something to send, and sending runs in tasks of
+its own (adapters/notify/webhook.py): a slow or failing receiver never holds a tick. That every
+named Secret exists is checked once per generation of the spec, and on every tick while it
+does not: a missing one makes the ModelDeployment Degraded, with the Secret named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from modelrollout import errors
+from modelrollout.adapters.notify import webhook
+from modelrollout.api import notifications, resources
+from modelrollout.core import decision, notices
+from modelrollout.runtime import secrets, shared
+
+
+@dataclasses.dataclass
+class Checked:
+    """The generation whose notification Secrets were all found."""
+
+    generation: int | None = None
+
+
+def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment, checked: Checked) -> str | None:
+    """A notification Secret or key that is missing; None when all are there."""
+    generation = md.metadata.generation
+    if not md.spec.notifications or (generation is not None and checked.generation == generation):
+        return None
+    try:
+        for index, route in enumerate(md.spec.notifications):
+            _url(runtime, md, index, route)
+    except errors.SpecError as error:
+        return str(error)
+    checked.generation = generation
+    return None
+
+
+def _url(runtime: shared.Runtime, md: resources.ModelDeployment, index: int,
+         route: notifications.Notification) -> str:
+    ref = route.url_secret
+    return secrets.value(runtime, md.metadata.namespace, ref.name, ref.key, f"spec.notifications[{index}].urlSecret")
+
+
+Sends = list[tuple[webhook.Webhook, list[webhook.Notification]]]
+
+
+def prepare(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision.Decision,
+            now: datetime.datetime) -> Sends:
+    """The notifications of this tick per receiver (blocking: reads the URL Secrets)."""
+    found = notices.moments(md.status, plan.status)
+    out: Sends = []
+    for index, moments in notices.wanted(md.spec.notifications, found):
+        route = md.spec.notifications[index]
+        hook = runtime.receivers.get(_url(runtime, md, index, route), route.format.value)
+        out.append((hook, [_notice(md, plan, moment, now) for moment in moments]))
+    return out
+
+
+def _notice(md: resources.ModelDeployment, plan: decision.Decision, moment: notifications.Moment,
+            now: datetime.datetime) -> webhook.Notification:
+    warning = moment in (notifications.Moment.ROLLED_BACK, notifications.Moment.DEGRADED) or any(
+        event.type is decision.EventType.WARNING for event in plan.events)
+    message = "; ".join(event.message for event in plan.events) or plan.status.message or ""
+    revision = plan.status.canary_revision or plan.status.stable_revision
+    return webhook.Notification(md.metadata.namespace or "", md.metadata.name or "", revision,
+                                "Warning" if warning else "Normal", moment.value, message[:2000], now,
+                                moment=moment.value)
