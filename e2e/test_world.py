@@ -176,7 +176,8 @@ def processes_mentioning(text: str) -> list[int]:
 @pytest.mark.skipif(os.environ.get("E2E_CLUSTER", "local") != "local", reason="starts a second local world")
 def test_cluster_up_then_down_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "second"
-    monkeypatch.setenv("E2E_PORT_OFFSET", "300")
+    # Beside this worker's own world (its offset plus 300), clear of the other workers' worlds.
+    monkeypatch.setenv("E2E_PORT_OFFSET", str(int(os.environ.get("E2E_PORT_OFFSET", "0")) + 300))
     ports = Ports.from_env()
     env = dict(os.environ, E2E_DIR=str(root))
 

@@ -61,6 +61,11 @@ def test_example_rolls_out_a_new_version(kubectl: Kubectl, world: WorldInfo, nam
     assert done["history"][-1]["outcome"] == "Promoted"
 
 
+def test_examples_need_nothing_of_the_local_world() -> None:
+    for path in Path(REPO / "examples").glob("*.yaml"):
+        assert "e2e.modelrollout.io" not in path.read_text(), f"{path.name} names an e2e annotation"
+
+
 def test_examples_parse_as_the_operator_reads_them() -> None:
     from modelrollout.api import resources
     for path in Path(REPO / "examples").glob("*.yaml"):
