@@ -29,13 +29,13 @@ lock: setup  ## rewrite requirements.lock from pyproject.toml (uv pip compile: e
 		--generate-hashes --quiet --custom-compile-command "make lock" -o requirements.lock
 
 MIN_VENV := .venv-min
-test-min-deps:  ## make unit with the declared minimum kubernetes, kopf, pydantic and prometheus-api-client
+test-min-deps:  ## make unit with the declared minimum kubernetes, kopf, pydantic and httpx
 	python3 -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install -q --upgrade pip
-	$(MIN_VENV)/bin/python .ci/minimum-versions.py pyproject.toml kubernetes kopf pydantic prometheus-api-client \
+	$(MIN_VENV)/bin/python .ci/minimum-versions.py pyproject.toml kubernetes kopf pydantic httpx \
 		> $(MIN_VENV)/minimum.txt
 	$(MIN_VENV)/bin/pip install -q -c $(MIN_VENV)/minimum.txt -e '.[dev,e2e]'
-	$(MIN_VENV)/bin/pip list 2>/dev/null | grep -iE '^(kubernetes|kopf|pydantic|prometheus-api-client) '
+	$(MIN_VENV)/bin/pip list 2>/dev/null | grep -iE '^(kubernetes|kopf|pydantic|httpx) '
 	touch $(MIN_VENV)/.installed
 	$(MAKE) unit VENV=$(MIN_VENV)
 

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("scipy", "numpy", "kopf", "httpx", "prometheus_api_client", "prometheus_client", "aiohttp")
+HEAVY = ("scipy", "numpy", "kopf", "httpx", "prometheus_client", "aiohttp")
 
 
 def imported_by_the_plugin() -> set[str]:
