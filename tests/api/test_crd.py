@@ -177,7 +177,9 @@ def test_names_columns_and_subresources(definition: dict[str, Any]) -> None:
     assert definition["spec"]["scope"] == "Namespaced"
     (version,) = definition["spec"]["versions"]
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"] == {"status": {}, "scale": {
+        "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector"}}
     columns = [(c["name"], c["jsonPath"]) for c in version["additionalPrinterColumns"] if "priority" not in c]
     assert columns == [
         ("Strategy", ".spec.strategy.type"),

@@ -53,7 +53,15 @@ def test_lookups() -> None:
     parsed = status.ModelDeploymentStatus.model_validate(FULL)
     ready = parsed.condition(status.ConditionType.READY)
     assert ready is not None and ready.status is status.ConditionStatus.TRUE
-    assert parsed.replicas is not None
-    canary = parsed.replicas.of(labels.Track.CANARY)
+    assert parsed.tracks is not None
+    canary = parsed.tracks.of(labels.Track.CANARY)
     assert canary is not None and canary.ready == 1
-    assert parsed.replicas.of(labels.Track.PREVIEW) is None
+    assert parsed.tracks.of(labels.Track.PREVIEW) is None
+
+
+def test_status_written_before_the_scale_subresource_reads_its_tracks() -> None:
+    old = {key: value for key, value in FULL.items() if key not in ("replicas", "selector", "tracks")}
+    old["replicas"] = FULL["tracks"]
+    parsed = status.ModelDeploymentStatus.model_validate(old)
+    assert parsed.tracks is not None and parsed.tracks.of(labels.Track.CANARY) is not None
+    assert parsed.replicas is None

@@ -350,6 +350,6 @@ def test_a_preview_too_big_for_the_budget_is_promoted_like_a_canary() -> None:
     tracks = [m.traffic.candidate_track for m in w.decisions if m.traffic.candidate_revision == new]
     assert tracks[0] is Track.PREVIEW and tracks[-1] is Track.CANARY
     switch = next(m for m in w.decisions if m.traffic.stable_revision == new)
-    serving = switch.status.replicas.stable if switch.status.replicas else None
+    serving = switch.status.tracks.stable if switch.status.tracks else None
     assert serving is not None and (serving.revision, serving.ready) == (new, 4)  # no switch onto 2 pods
     assert all(sum(x.replicas for x in m.workloads) <= 6 for m in w.decisions)

@@ -177,7 +177,15 @@ def definition() -> Schema:
                     "name": resources.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {
+                        "status": {},
+                        # kubectl scale and HorizontalPodAutoscalers set spec.replicas through it
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
                     "additionalPrinterColumns": PRINTER_COLUMNS,
                     "selectableFields": [
                         {"jsonPath": ".spec.model.name"},

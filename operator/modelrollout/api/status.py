@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+from typing import Any
 
 import pydantic
 
@@ -347,8 +348,24 @@ class ModelDeploymentStatus(wire.Record):
     rejected_revisions: list[str] = pydantic.Field(default_factory=list, max_length=100)
     """Revisions that failed or were aborted: not rolled out again until a retry or a spec change."""
 
-    replicas: Replicas | None = None
-    """Pods per track."""
+    tracks: Replicas | None = None
+    """Pods per track: revision, desired and ready."""
+
+    replicas: int | None = pydantic.Field(default=None, ge=0)
+    """Pods answering user requests (stable and canary; not preview or shadow, which get none or
+    copies): what the scale subresource reports to kubectl scale and a HorizontalPodAutoscaler."""
+
+    selector: str | None = pydantic.Field(default=None, max_length=1024)
+    """The label selector of the ModelDeployment's pods, for the scale subresource."""
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _tracks_from_before_the_scale_subresource(cls, data: Any) -> Any:
+        """Status written before 0.2 kept the pods per track under `replicas`."""
+        if isinstance(data, dict) and isinstance(data.get("replicas"), dict):
+            data = dict(data)
+            data.setdefault("tracks", data.pop("replicas"))
+        return data
 
     scale_downs: list[ScaleDown] = pydantic.Field(default_factory=list, max_length=8)
     """Old pods waiting out their scale-down delay."""

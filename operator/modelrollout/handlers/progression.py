@@ -107,7 +107,7 @@ async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observ
         asked.spec_problem = f"the API server refused an object built from the spec: {error}"
         logger.error("%s", asked.spec_problem)
         return RETRY_AFTER_S
-    await _write_status(runtime, namespace, name, applying.status_patch(plan)["status"])
+    await _write_status(runtime, namespace, name, applying.status_patch(plan, name)["status"])
     record(md, seen, plan)
     subject = kopf.Body(cast(kopf.RawBody, body))
     for event in plan.events:

@@ -129,10 +129,10 @@ def status_view(md: resources.ModelDeployment, now: datetime.datetime) -> Render
     steps = step_lines(md_spec, s)
     if steps:
         parts += [text.Text("Steps", style="bold"), text.Text("\n".join("  " + line for line in steps))]
-    if s.replicas is not None:
+    if s.tracks is not None:
         pods = _table("TRACK", "READY", "REVISION")
         for track in labels.Track:
-            replicas = s.replicas.of(track)
+            replicas = s.tracks.of(track)
             if replicas is not None:
                 pods.add_row(track.value, f"{replicas.ready}/{replicas.desired}", replicas.revision or "-")
         parts.append(pods)

@@ -82,6 +82,9 @@ def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision
     runtime.workloads.label_pods(owner, {w.revision: w.track for w in plan.workloads}, serving - retiring)
 
 
-def status_patch(plan: decision.Decision) -> dict[str, Any]:
-    """A merge patch that replaces status with the decided one (absent fields become null)."""
-    return {"status": plan.status.model_dump(mode="json", by_alias=True)}
+def status_patch(plan: decision.Decision, name: str) -> dict[str, Any]:
+    """A merge patch that replaces status with the decided one (absent fields become null), with
+    the selector of the ModelDeployment's pods that the scale subresource reports."""
+    status = plan.status.model_dump(mode="json", by_alias=True)
+    status["selector"] = f"{labels.NAME}={name}"
+    return {"status": status}

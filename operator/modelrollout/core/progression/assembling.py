@@ -49,7 +49,8 @@ def assemble(ctx: turns.Context, before: api_status.ModelDeploymentStatus, turn:
             "phase": phase,
             "message": detail[:4096],
             "conditions": merged,
-            "replicas": _replicas(ctx, workloads, stance),
+            "tracks": (tracks := _tracks_of(ctx, workloads, stance)),
+            "replicas": _answering(tracks),
         }
     )
     requeue = _requeue(ctx, turn, stance)
@@ -124,7 +125,13 @@ def _workloads(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance | None
     return tuple(serving)
 
 
-def _replicas(
+def _answering(tracks: api_status.Replicas) -> int:
+    """Pods that answer user requests, stable and canary (as Argo Rollouts' HPAReplicas): a
+    preview answers none before its switch, a shadow only copies. What an HPA scales from."""
+    return sum(item.desired for track in (Track.STABLE, Track.CANARY) if (item := tracks.of(track)) is not None)
+
+
+def _tracks_of(
     ctx: turns.Context, workloads: tuple[decision.Workload, ...], stance: steps.Stance | None
 ) -> api_status.Replicas:
     tracks: dict[str, api_status.TrackReplicas] = {}
@@ -231,7 +238,7 @@ def _tracks(status: api_status.ModelDeploymentStatus) -> dict[str, labels.Track]
     """The track each revision played at the last tick."""
     found: dict[str, labels.Track] = {item.revision: item.track for item in status.scale_downs}
     for track in Track:
-        item = status.replicas.of(track) if status.replicas else None
+        item = status.tracks.of(track) if status.tracks else None
         if item is not None and item.revision is not None:
             found[item.revision] = track
     return found
@@ -246,7 +253,7 @@ def _held(
     """Every revision the status or the cluster knows, at the size it has now; the stable one first."""
     sizes = {revision: pods.desired for revision, pods in seen.revisions.items() if pods.desired > 0}
     for track in Track:
-        item = status.replicas.of(track) if status.replicas else None
+        item = status.tracks.of(track) if status.tracks else None
         if item is not None and item.revision is not None:
             sizes[item.revision] = max(sizes.get(item.revision, 0), item.desired)
     stable = status.stable_revision
