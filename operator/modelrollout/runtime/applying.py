@@ -22,6 +22,7 @@ from typing import Any
 
 from modelrollout.adapters.cluster import manifests, workloads
 from modelrollout.api import labels, resources, routing
+from modelrollout.api import status as api_status
 from modelrollout.core import decision, sequencing
 from modelrollout.runtime import shared
 
@@ -84,4 +85,9 @@ def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision
 
 def status_patch(plan: decision.Decision) -> dict[str, Any]:
     """A merge patch that replaces status with the decided one (absent fields become null)."""
-    return {"status": plan.status.model_dump(mode="json", by_alias=True)}
+    return status_patch_of(plan.status)
+
+
+def status_patch_of(status: api_status.ModelDeploymentStatus) -> dict[str, Any]:
+    """The same patch for any status: two patches are equal when the statuses are."""
+    return {"status": status.model_dump(mode="json", by_alias=True)}
