@@ -68,7 +68,8 @@ async def progress(name: str, namespace: str | None, uid: str, body: kopf.Body, 
     while not stopped:
         slot.wakeup.clear()
         try:
-            delay = await tick(runtime, slot, slot.freshest(dict(body)), logger)
+            with telemetry.TICK_SECONDS.time():
+                delay = await tick(runtime, slot, slot.freshest(dict(body)), logger)
         except errors.ClusterUnavailable as error:
             logger.warning("tick interrupted, retrying in %.0f s: %s", RETRY_AFTER_S, error)
             delay = RETRY_AFTER_S
