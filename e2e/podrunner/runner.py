@@ -21,6 +21,9 @@ not start a second operator beside the tests' own). The container's command must
 the API server as the pod's ServiceAccount, with a token bound to the pod from the TokenRequest
 API, as a kubelet would mount it. Its ports are moved to free loopback ports (the pod network
 namespace it would have), published in the pod's address annotation.
+
+A pod annotated `e2e.modelrollout.io/run: "none"` stays a kwok fake: no process and no scrape
+target; it is only marked Ready once it runs (for scale tests of many idle objects).
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ REPO = Path(__file__).resolve().parents[2]
 OPERATOR_LABEL = ("app.kubernetes.io/name", "modelrollout")
 OPERATOR_COMMAND = ["python", "-m", "modelrollout"]
 RUN_ANNOTATION = ("e2e.modelrollout.io/run", "operator")
+NO_PROCESS = "none"
+"""The run annotation's value for a pod that gets no process: Ready as soon as it runs."""
 TOKEN_SECONDS = 3600 * 6
 
 
@@ -102,6 +107,8 @@ def eligible(pod: dict[str, Any]) -> tuple[str, int, str] | None:
     meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
     if meta.get("deletionTimestamp") or status.get("phase") != "Running" or not spec.get("nodeName"):
         return None
+    if (meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) == NO_PROCESS:
+        return None
     if (meta.get("labels") or {}).get(OPERATOR_LABEL[0]) == OPERATOR_LABEL[1]:
         if (meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) != RUN_ANNOTATION[1]:
             return None
@@ -139,6 +146,7 @@ class Runner:
         self.servers: dict[str, Server] = {}
         self.stopping = threading.Event()
         self._endpoints_text = ""
+        self.faked: set[str] = set()
 
     # -- watching ------------------------------------------------------------------------------
 
@@ -194,6 +202,28 @@ class Runner:
         for server in self.servers.values():
             self.supervise(server)
         self.write_endpoints()
+        self.mark_fakes_ready(pods)
+
+    def mark_fakes_ready(self, pods: dict[str, dict[str, Any]]) -> None:
+        """Pods that ask for no process are Ready once they run, as if probed."""
+        for pod in pods.values():
+            meta, status = pod["metadata"], pod.get("status", {})
+            if ((meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) != NO_PROCESS or meta["uid"] in self.faked
+                    or meta.get("deletionTimestamp") or status.get("phase") != "Running"):
+                continue
+            now = _now()
+            name = pod["spec"]["containers"][0]["name"]
+            patch = {"status": {
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now},
+                               {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}],
+                "containerStatuses": [{"name": name, "ready": True, "restartCount": 0,
+                                       "state": {"running": {"startedAt": now}}}]}}
+            try:
+                self.api.patch_namespaced_pod_status(meta["name"], meta["namespace"], patch)
+                self.faked.add(meta["uid"])
+            except Exception as error:
+                LOG.warning("%s/%s: could not set Ready: %s", meta["namespace"], meta["name"], error)
+        self.faked &= {p["metadata"]["uid"] for p in pods.values()}
 
     def create(self, pod: dict[str, Any], container: str, kind: str = "model") -> Server:
         meta = pod["metadata"]

@@ -56,6 +56,12 @@ class OperatorConfig(pydantic.BaseModel):
     idle_interval: durations.Duration = "60s"
     """How often a ModelDeployment with no rollout in progress is looked at (changes wake it at once)."""
 
+    kube_qps: float = pydantic.Field(default=20.0, gt=0)
+    """Requests a second the operator makes to the API server, at most, on average (client-side)."""
+
+    kube_burst: int = pydantic.Field(default=30, ge=1)
+    """Requests it may make at once above `kube_qps`."""
+
     pod_address_annotation: str | None = None
     """A pod annotation holding host:port to reach the model server for the smoke test, for
     development clusters whose pod IPs the operator cannot reach; default: pod IP and port."""

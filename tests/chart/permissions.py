@@ -16,9 +16,10 @@ NAMESPACED: Table = {
     ("networking.istio.io", "virtualservices"): OWNED,
 }
 CAPACITY: Table = {
-    # A GPU pool's free room: its nodes, and what every pod bound to them requests, whoever owns it.
+    # A GPU pool's free room: its nodes, and what every pod bound to them requests, whoever owns it
+    # (watched, cluster-wide, for the pool ledger).
     ("", "nodes"): {"get", "list", "watch"},
-    ("", "pods"): {"get", "list"},
+    ("", "pods"): {"get", "list", "watch"},
 }
 NAMESPACES: Table = {("", "namespaces"): {"list", "watch"}}  # kopf follows namespaces when watching all
 

@@ -101,7 +101,7 @@ them between tracks; it posts Events (kopf does too).
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "watch"]
 {{- end -}}
 
 {{/* kopf follows namespaces coming and going when it watches all of them. */}}

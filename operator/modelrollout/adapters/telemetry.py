@@ -10,6 +10,10 @@
     modelrollout_prometheus_queries_total{kind}                  counter, requests to Prometheus (range,
                                                                  instant, targets)
     modelrollout_prometheus_response_bytes_total{kind}           counter, bytes of their answers (decoded)
+    modelrollout_kube_requests_total{verb,resource,code}         counter, the operator's requests to the
+                                                                 API server (kopf's own watch aside)
+    modelrollout_watch_restarts_total{resource}                  counter, watches opened again or relisted
+    modelrollout_tick_seconds                                    histogram, how long one tick took
 
 The chart's dashboard and docs/helm.md use exactly these names.
 """
@@ -48,6 +52,15 @@ PROMETHEUS_QUERIES = prometheus_client.Counter(
 PROMETHEUS_RESPONSE_BYTES = prometheus_client.Counter(
     "modelrollout_prometheus_response_bytes_total", "Bytes of Prometheus answers as read (after decompression).",
     ["kind"], registry=REGISTRY)
+KUBE_REQUESTS = prometheus_client.Counter(
+    "modelrollout_kube_requests_total", "The operator's requests to the API server.", ["verb", "resource", "code"],
+    registry=REGISTRY)
+WATCH_RESTARTS = prometheus_client.Counter(
+    "modelrollout_watch_restarts_total", "Watches opened again after an error, or relisted.", ["resource"],
+    registry=REGISTRY)
+TICK_SECONDS = prometheus_client.Histogram(
+    "modelrollout_tick_seconds", "How long one tick of a ModelDeployment took.", registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 _phases: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
@@ -69,10 +82,29 @@ def set_phase(namespace: str, name: str, phase: str | None) -> None:
             ROLLOUTS.labels(value).set(count)
 
 
+def kube_request(verb: str, resource: str, code: str) -> None:
+    KUBE_REQUESTS.labels(verb, resource, code).inc()
+
+
+def watch_restarted(resource: str) -> None:
+    WATCH_RESTARTS.labels(resource).inc()
+
+
 def forget(namespace: str, name: str) -> None:
+    """Removes every series of a deleted ModelDeployment."""
     set_phase(namespace, name, None)
     with contextlib.suppress(KeyError):
         CANARY_WEIGHT.remove(namespace, name)
+    for family in (VERDICTS, ROLLBACKS):
+        for labels in _series(family):
+            if labels[:2] == (namespace, name):
+                with contextlib.suppress(KeyError):
+                    family.remove(*labels)
+
+
+def _series(family: prometheus_client.Counter) -> list[tuple[str, ...]]:
+    """The label values of a family's series (prometheus_client keeps them in `_metrics`)."""
+    return [tuple(key) for key in list(getattr(family, "_metrics", {}))]
 
 
 def serve(port: int, host: str = "0.0.0.0") -> None:

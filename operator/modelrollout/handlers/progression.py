@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import random
+import time
 from typing import Any, cast
 
 import kopf
@@ -24,46 +26,50 @@ from modelrollout.api import labels, resources
 from modelrollout.api import status as api_status
 from modelrollout.core import decision, invalid, observation, progression
 from modelrollout.handlers import startup
-from modelrollout.runtime import applying, notifying, observing, shared
+from modelrollout.runtime import applying, notifying, observing, shared, slots
 
 RETRY_AFTER_S = 5.0
 
 
-def _wakeup(memo: Any, namespace: str, name: str) -> asyncio.Event:
-    wakeups: dict[tuple[str, str], asyncio.Event] = memo.wakeups
-    return wakeups.setdefault((namespace, name), asyncio.Event())
-
-
-def _asked(memo: Any, namespace: str, name: str) -> observing.Asked:
-    asked: dict[tuple[str, str], observing.Asked] = memo.asked
-    return asked.setdefault((namespace, name), observing.Asked())
+JITTER_S = 10.0
+"""After a start, the first ticks of objects already rolled out are spread over this many seconds."""
 
 
 @kopf.on.event("modelrollout.io", "v1alpha1", "modeldeployments", labels={labels.IGNORE: kopf.ABSENT})
-def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A changed spec or command annotation wakes the daemon at once (status writes do not)."""
+async def wake_on_change(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A changed spec or command annotation wakes the daemon at once (status writes do not);
+    a deleted object's memory and metrics go."""
+    runtime = startup.runtime_of(memo)
     meta = body.get("metadata", {})
+    uid, namespace, name = meta.get("uid", ""), meta.get("namespace", ""), meta.get("name", "")
+    if type == "DELETED":
+        runtime.slots.forget(uid)
+        telemetry.forget(namespace, name)
+        return
+    slot = runtime.slots.get(uid, namespace, name)
     key = (meta.get("generation"), (meta.get("annotations") or {}).get(labels.COMMAND))
-    seen: dict[tuple[str, str], Any] = memo.seen
-    ident = (meta.get("namespace", ""), meta.get("name", ""))
-    if seen.get(ident) != key:
-        seen[ident] = key
-        _wakeup(memo, *ident).set()
+    if slot.seen != key:
+        slot.seen = key
+        slot.wakeup.set()
 
 
 @kopf.daemon("modelrollout.io", "v1alpha1", "modeldeployments", id="progression", cancellation_timeout=10.0,
              labels={labels.IGNORE: kopf.ABSENT})
-async def progress(name: str, namespace: str | None, memo: kopf.Memo, stopped: kopf.DaemonStopped,
-                   logger: kopf.Logger, **_: Any) -> None:
+async def progress(name: str, namespace: str | None, uid: str, body: kopf.Body, memo: kopf.Memo,
+                   stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any) -> None:
     assert namespace is not None  # ModelDeployments are namespaced
     runtime = startup.runtime_of(memo)
-    wakeup = _wakeup(memo, namespace, name)
-    asked = _asked(memo, namespace, name)
+    slot = runtime.slots.get(uid, namespace, name)
+    slot.loop = asyncio.get_running_loop()
     structured_logs.CURRENT.set(structured_logs.Subject(namespace, name))
+    if runtime.cache is not None:
+        await asyncio.to_thread(runtime.cache.wait_synced)
+    await stopped.wait(_first_delay(runtime, body))
     while not stopped:
-        wakeup.clear()
+        slot.wakeup.clear()
         try:
-            delay = await tick(runtime, namespace, name, asked, logger)
+            with telemetry.TICK_SECONDS.time():
+                delay = await tick(runtime, slot, slot.freshest(dict(body)), logger)
         except errors.ClusterUnavailable as error:
             logger.warning("tick interrupted, retrying in %.0f s: %s", RETRY_AFTER_S, error)
             delay = RETRY_AFTER_S
@@ -72,7 +78,7 @@ async def progress(name: str, namespace: str | None, memo: kopf.Memo, stopped: k
         except Exception:  # a bug in one tick must not stop this rollout's daemon for long
             logger.exception("tick failed, retrying in %.0f s", RETRY_AFTER_S)
             delay = RETRY_AFTER_S
-        waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+        waiters = [asyncio.ensure_future(slot.wakeup.wait()), asyncio.ensure_future(stopped.wait())]
         try:
             await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -80,19 +86,27 @@ async def progress(name: str, namespace: str | None, memo: kopf.Memo, stopped: k
                 waiter.cancel()
 
 
-async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observing.Asked,
-               logger: kopf.Logger) -> float:
-    """One step of the rollout; returns the seconds until the next tick at the latest."""
+def _first_delay(runtime: shared.Runtime, body: kopf.Body) -> float:
+    """A new object ticks at once; one already rolled out, met in the first minute after a start,
+    waits a random part of JITTER_S, so that a restart does not tick every object in step."""
+    settled = bool(body.get("status", {}).get("observedGeneration"))
+    return random.uniform(0, JITTER_S) if settled and time.monotonic() - runtime.started < 60 else 0.0
+
+
+async def tick(runtime: shared.Runtime, slot: slots.Slot, body: dict[str, Any], logger: kopf.Logger) -> float:
+    """One step of the rollout from the body kopf holds; returns the seconds until the next tick at the latest."""
     idle = runtime.settings.duration(runtime.settings.idle_interval).total_seconds()
-    body = await asyncio.to_thread(runtime.kube.get, kube.MODEL_DEPLOYMENT, namespace, name)
-    if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+    namespace, name, asked = slot.namespace, slot.name, slot.asked
+    if body.get("metadata", {}).get("deletionTimestamp"):
         return idle
     now = datetime.datetime.now(datetime.UTC)
     try:
         md = resources.ModelDeployment.model_validate(body)
     except pydantic.ValidationError as error:
         generation = body.get("metadata", {}).get("generation")
-        await _write_status(runtime, namespace, name, invalid.status(body.get("status"), generation, str(error), now))
+        wanted = invalid.status(body.get("status"), generation, str(error), now)
+        if wanted != body.get("status"):
+            await _write_status(runtime, slot, wanted)
         return idle
     if asked.analysis is None:  # after a restart: the window the status implies
         asked.analysis = progression.window(md.spec, md.status, now)
@@ -107,7 +121,9 @@ async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observ
         asked.spec_problem = f"the API server refused an object built from the spec: {error}"
         logger.error("%s", asked.spec_problem)
         return RETRY_AFTER_S
-    await _write_status(runtime, namespace, name, applying.status_patch(plan, name)["status"])
+    wanted = applying.status_patch(plan, name)["status"]
+    if wanted != applying.status_patch_of(md.status, name)["status"]:  # unchanged: no write
+        await _write_status(runtime, slot, wanted)
     record(md, seen, plan)
     subject = kopf.Body(cast(kopf.RawBody, body))
     for event in plan.events:
@@ -143,8 +159,9 @@ def record(md: resources.ModelDeployment, seen: observation.Observation, plan: d
         telemetry.ROLLBACKS.labels(namespace, name, degraded.reason if degraded else "Unknown").inc()
 
 
-async def _write_status(runtime: shared.Runtime, namespace: str, name: str, status: dict[str, Any]) -> None:
-    await asyncio.to_thread(runtime.kube.merge_patch_status, kube.MODEL_DEPLOYMENT, namespace, name, status)
+async def _write_status(runtime: shared.Runtime, slot: slots.Slot, status: dict[str, Any]) -> None:
+    slot.written = await asyncio.to_thread(runtime.kube.merge_patch_status, kube.MODEL_DEPLOYMENT,
+                                           slot.namespace, slot.name, status)
 
 
 def _seconds(after: datetime.timedelta, idle: float) -> float:

@@ -33,9 +33,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     memo.runtime = shared.Runtime.build(operator_config)
     if operator_config.metrics_port:
         telemetry.serve(operator_config.metrics_port, operator_config.listen_host)
-    memo.asked = {}
-    memo.wakeups = {}
-    memo.seen = {}  # per ModelDeployment: the generation and command last seen, to wake on changes
     logger.info("modelrollout started: prometheus %s, namespaces %s",
                 operator_config.prometheus_url or "(per ModelDeployment)",
                 ", ".join(operator_config.namespaces) or "all")

@@ -22,6 +22,7 @@ from typing import Any
 
 from modelrollout.adapters.cluster import manifests, workloads
 from modelrollout.api import labels, resources, routing
+from modelrollout.api import status as api_status
 from modelrollout.core import decision, sequencing
 from modelrollout.runtime import shared
 
@@ -83,8 +84,13 @@ def apply(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision
 
 
 def status_patch(plan: decision.Decision, name: str) -> dict[str, Any]:
-    """A merge patch that replaces status with the decided one (absent fields become null), with
-    the selector of the ModelDeployment's pods that the scale subresource reports."""
-    status = plan.status.model_dump(mode="json", by_alias=True)
-    status["selector"] = f"{labels.NAME}={name}"
-    return {"status": status}
+    """A merge patch that replaces status with the decided one (absent fields become null)."""
+    return status_patch_of(plan.status, name)
+
+
+def status_patch_of(status: api_status.ModelDeploymentStatus, name: str) -> dict[str, Any]:
+    """The same patch for any status, with the selector of the ModelDeployment's pods that the
+    scale subresource reports: two patches are equal when the statuses are."""
+    body = status.model_dump(mode="json", by_alias=True)
+    body["selector"] = f"{labels.NAME}={name}"
+    return {"status": body}

@@ -8,34 +8,26 @@ does not: a missing one makes the ModelDeployment Degraded, with the Secret name
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 
 from modelrollout import errors
 from modelrollout.adapters.notify import webhook
 from modelrollout.api import notifications, resources
 from modelrollout.core import decision, notices
-from modelrollout.runtime import secrets, shared
+from modelrollout.runtime import secrets, shared, slots
 
 
-@dataclasses.dataclass
-class Checked:
-    """The generation whose notification Secrets were all found."""
-
-    generation: int | None = None
-
-
-def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment, checked: Checked) -> str | None:
+def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment, asked: slots.Asked) -> str | None:
     """A notification Secret or key that is missing; None when all are there."""
     generation = md.metadata.generation
-    if not md.spec.notifications or (generation is not None and checked.generation == generation):
+    if not md.spec.notifications or (generation is not None and asked.notifications_found == generation):
         return None
     try:
         for index, route in enumerate(md.spec.notifications):
             _url(runtime, md, index, route)
     except errors.SpecError as error:
         return str(error)
-    checked.generation = generation
+    asked.notifications_found = generation
     return None
 
 

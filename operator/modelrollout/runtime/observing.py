@@ -9,30 +9,17 @@ asked for again.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 
 from modelrollout import errors
-from modelrollout.adapters.cluster import gpu_pool, kube, manifests, workloads
+from modelrollout.adapters.cluster import gpu_pool, manifests, workloads
 from modelrollout.adapters.endpoint import smoke
 from modelrollout.api import commands, labels, resources
 from modelrollout.api import status as api_status
-from modelrollout.core import decision, observation
-from modelrollout.runtime import judging, notifying, shared
+from modelrollout.core import observation
+from modelrollout.runtime import judging, notifying, shared, slots
 
-
-@dataclasses.dataclass
-class Asked:
-    """What the previous decision for one ModelDeployment asked the next tick to do."""
-
-    smoke_test: str | None = None
-    analysis: decision.AnalysisWindow | None = None
-    spec_problem: str | None = None
-    """A problem applying the last decision revealed (the API server refused a Deployment)."""
-    command_error_for: str | None = None
-    """The annotation value whose parse error was already reported."""
-    notifications: notifying.Checked = dataclasses.field(default_factory=notifying.Checked)
-    """The spec generation whose notification Secrets were found."""
+Asked = slots.Asked
 
 
 def _pods(revisions: dict[str, workloads.RevisionPods]) -> dict[str, observation.Pods]:
@@ -47,7 +34,10 @@ def _pool(runtime: shared.Runtime, md: resources.ModelDeployment) -> observation
     pool = md.spec.gpu_pool
     if pool is None:
         return None
-    used = gpu_pool.read(runtime.kube, pool.node_selector, pool.resource, ours={labels.NAME: md.metadata.name or ""})
+    ours = {labels.NAME: md.metadata.name or ""}
+    used = runtime.cache.pool_usage(pool.node_selector, pool.resource, ours) if runtime.cache else None
+    if used is None:  # no cache, or the pool not listed yet
+        used = gpu_pool.read(runtime.kube, pool.node_selector, pool.resource, ours=ours)
     name = ",".join(pool.node_selector.values())
     return observation.Pool(allocatable=used.allocatable, requested=used.requested, held=used.held, name=name)
 
@@ -55,7 +45,7 @@ def _pool(runtime: shared.Runtime, md: resources.ModelDeployment) -> observation
 def address(runtime: shared.Runtime, md: resources.ModelDeployment, revision: str) -> str | None:
     """host:port of one ready pod of a revision, for the smoke test."""
     owner = manifests.Owner(md.metadata.name or "", md.metadata.namespace or "", md.metadata.uid or "")
-    pods = runtime.kube.list(kube.POD, owner.namespace, manifests.pod_selector(owner.name, revision))
+    pods = runtime.workloads.pods(owner, revision)
     annotation = runtime.settings.pod_address_annotation
     for pod in pods:
         if not workloads.is_ready(pod):
@@ -117,7 +107,7 @@ def observe(runtime: shared.Runtime, md: resources.ModelDeployment, asked: Asked
     seen = runtime.workloads.observe(owner)
     command, command_error = _command(md, asked)
     problem = (asked.spec_problem or judging.spec_problem(runtime, md)
-               or notifying.spec_problem(runtime, md, asked.notifications))
+               or notifying.spec_problem(runtime, md, asked))
     evidence = None
     if asked.analysis is not None and problem is None:
         try:

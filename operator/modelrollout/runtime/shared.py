@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from modelrollout import config
-from modelrollout.adapters.cluster import kube, workloads
+from modelrollout.adapters import telemetry
+from modelrollout.adapters.cluster import caches, kube, workloads
 from modelrollout.adapters.metrics import prometheus
 from modelrollout.adapters.notify import webhook
 from modelrollout.adapters.traffic import router, router_for
 from modelrollout.api import routing
+from modelrollout.runtime import slots
 
 
 @dataclasses.dataclass
@@ -26,16 +29,31 @@ class Runtime:
     `webhook`, which hides the module's name below it)."""
     webhook: webhook.Webhook | None = None
     """The operator-wide webhook (MODELROLLOUT_WEBHOOK_URL), told of every Event."""
+    cache: caches.ClusterCache | None = None
+    """What the watches hold; without it (tests, tools) every read is a request."""
+    slots: slots.Slots = dataclasses.field(default_factory=slots.Slots)
+    started: float = dataclasses.field(default_factory=time.monotonic)
 
     def router(self, provider: routing.Provider) -> router.TrafficRouter:
         return router_for(provider, self.kube)
 
     @classmethod
-    def build(cls, settings: config.OperatorConfig, kubeconfig: str | None = None) -> Runtime:
-        client = kube.Kube(kube.load_api_client(kubeconfig))
+    def build(cls, settings: config.OperatorConfig, kubeconfig: str | None = None, watch: bool = True) -> Runtime:
+        """With `watch`, starts the watches (the caller waits for `cache.wait_synced`)."""
+        client = kube.Kube(kube.load_api_client(kubeconfig), bucket=kube.Bucket(settings.kube_qps, settings.kube_burst))
+        client.observe = telemetry.kube_request
         timeout = settings.duration(settings.prometheus_timeout).total_seconds()
         tls = prometheus.Tls(settings.prometheus_insecure_skip_verify, settings.prometheus_ca_file)
         hook = webhook.Webhook(settings.webhook_url) if settings.webhook_url else None
         sources = prometheus.Sources(timeout=timeout, tls=tls, max_bytes=settings.prometheus_max_response_bytes)
-        return cls(settings=settings, kube=client, workloads=workloads.Workloads(client),
-                   prometheus=sources, webhook=hook)
+        runtime = cls(settings=settings, kube=client, workloads=workloads.Workloads(client),
+                      prometheus=sources, webhook=hook)
+        if watch:
+            routes = [k for k in (kube.HTTP_ROUTE, kube.VIRTUAL_SERVICE) if client.served(k)]
+            cache = caches.ClusterCache(client, settings.namespaces, settings.pod_address_annotation or "",
+                                        routes, wake=runtime.slots.wake)
+            client.known, client.cached = cache.applied, cache.cached
+            cache.on_restart = telemetry.watch_restarted
+            runtime.cache, runtime.workloads.cache = cache, cache
+            cache.start()
+        return runtime

@@ -6,17 +6,24 @@ server-side apply with one field manager, so a table of resource paths is all th
 API needs. Built on the official client's ApiClient for its kubeconfig and in-cluster auth.
 
 Conflicts (409), throttling (429) and server errors (5xx) are retried here with a short
-back-off; whatever still fails is raised as `errors.ClusterUnavailable` (temporary) or
-`errors.ClusterRejected` (the object is invalid), never as a raw ApiException.
+jittered back-off (a 429's Retry-After is honoured, and pauses every caller of this client);
+requests go through a client-side token bucket (`Bucket`, QPS 20 and burst 30 by default),
+and each one is reported to `observe(verb, resource, code)`. Whatever still fails is raised
+as `errors.ClusterUnavailable` (temporary) or `errors.ClusterRejected` (the object is
+invalid), never as a raw ApiException. Watches (`watch`) and paged LISTs (`list_chunk`) feed
+the watch-backed caches; `apply` skips a body a cache shows the cluster already carries.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import random
+import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import urllib3.exceptions
@@ -30,6 +37,33 @@ RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 RETRY_DELAYS_S = (0.1, 0.3, 1.0, 2.0)
 
 Body = dict[str, Any]
+Page = tuple[list[Body], str, str]
+"""One page of a LIST: its items, the list's resourceVersion, the continue token ("" on the last)."""
+INTENT = "modelrollout.io/intent"
+"""Annotation on every object the operator applies: a hash of the applied body, so an apply
+whose body has not changed since can be skipped (see `Kube.known`)."""
+
+
+def intent_of(body: Mapping[str, Any]) -> str:
+    """A short hash of a body to apply, its own intent annotation left out (stable across key order).
+
+        intent_of({"a": 1, "b": 2}) == intent_of({"b": 2, "a": 1})
+    """
+    meta = dict(body.get("metadata") or {})
+    meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items() if k != INTENT}
+    canon = json.dumps({**body, "metadata": meta}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(canon.encode(), digest_size=12).hexdigest()
+
+
+def unchanged(body: Mapping[str, Any], seen: Mapping[str, Any] | None) -> bool:
+    """Whether `seen` (what a watch holds of the object) already carries `body`: the same intent,
+    and the same replicas (another writer, an HPA or `kubectl scale`, may have changed those)."""
+    if seen is None:
+        return False
+    if ((seen.get("metadata") or {}).get("annotations") or {}).get(INTENT) != intent_of(body):
+        return False
+    wanted = (body.get("spec") or {}).get("replicas")
+    return wanted is None or (seen.get("spec") or {}).get("replicas") == wanted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,21 +140,117 @@ def connection_failure(error: BaseException) -> str:
     return text or type(cause).__name__
 
 
+class Bucket:
+    """A thread-safe token bucket: `qps` tokens a second, at most `burst` saved; `pause` holds
+    every caller until a deadline (a 429's Retry-After).
+
+        Bucket(qps=20, burst=30): 30 requests at once, then one every 50 ms
+    """
+
+    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.qps, self.burst = qps, max(1, burst)
+        self.clock, self.sleep = clock, sleep
+        self._tokens = float(self.burst)
+        self._at = clock()
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def _wait(self) -> float:
+        """Takes a token if one is there (0.0), else says how long to wait for one."""
+        with self._lock:
+            now = self.clock()
+            if now < self._paused_until:
+                return self._paused_until - now
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.qps)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return max(0.001, (1 - self._tokens) / self.qps)
+
+    def acquire(self) -> float:
+        """Blocks until a token is taken; returns the seconds waited."""
+        waited = 0.0
+        while (wait := self._wait()) > 0:
+            self.sleep(wait)
+            waited += wait
+        return waited
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """A Retry-After header in seconds (the API server sends whole seconds), or None."""
+    value = (headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _segments(path: str) -> list[str]:
+    """A REST path after its group, version and namespace: [plural, name?, subresource?]."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    parts = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if parts[:1] == ["namespaces"] and len(parts) > 2:
+        parts = parts[2:]
+    return parts
+
+
+def resource_of(path: str) -> str:
+    """The resource a REST path names, subresource included.
+
+        resource_of("/api/v1/namespaces/ml/pods") -> "pods"
+        resource_of("/apis/modelrollout.io/v1alpha1/namespaces/ml/modeldeployments/x/status")
+            -> "modeldeployments/status"
+    """
+    parts = _segments(path)
+    if not parts:
+        return ""
+    return parts[0] + (f"/{parts[2]}" if len(parts) > 2 else "")
+
+
+def verb_of(method: str, path: str) -> str:
+    """The API server's verb: a GET of a collection is a LIST.
+
+        verb_of("GET", "/api/v1/nodes") -> "LIST";  verb_of("GET", "/api/v1/nodes/n1") -> "GET"
+    """
+    if method != "GET":
+        return method
+    return "LIST" if len(_segments(path)) == 1 else "GET"
+
+
 class Kube:
     """Blocking calls; the kopf handlers run them in a worker thread."""
 
     def __init__(self, api_client: client.ApiClient, field_manager: str = FIELD_MANAGER,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS_S, timeout: float = 30) -> None:
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS_S, timeout: float = 30,
+                 bucket: Bucket | None = None) -> None:
         self.api_client = api_client
         self.field_manager = field_manager
         self.retry_delays = retry_delays  # a command-line tool answers at once rather than retrying
         self.timeout = timeout
+        self.bucket = bucket
+        self.observe: Callable[[str, str, str], None] | None = None
+        """Told (verb, resource, code) of every request, "error" as the code when none came back."""
+        self.known: Callable[[Body], Body | None] | None = None
+        """What a watch-backed cache holds of the object a body names; with it, `apply` skips bodies
+        the cluster already carries."""
+        self.cached: Callable[[Kind, str, str], tuple[bool, Body | None]] | None = None
+        """A watch-backed cache's read: (whether it watches that kind, the object or None)."""
+        self.skipped = 0
 
     def _request(self, method: str, path: str, query: Mapping[str, str] | None = None,
                  body: Any = None, content_type: str = "application/json") -> Body | None:
         url = path + ("?" + urllib.parse.urlencode(query) if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        verb = verb_of(method, path)
         for attempt, delay in enumerate((*self.retry_delays, None)):
+            if self.bucket is not None:
+                self.bucket.acquire()
             try:
                 params = self.api_client.param_serialize(
                     method=method, resource_path=url, header_params=headers, body=body, auth_settings=["BearerToken"])
@@ -128,25 +258,44 @@ class Kube:
                 response.read()
             # connection refused, TLS, a truncated answer; urllib3 gives up with its own errors
             except (ApiException, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
+                self._count(verb, path, "error")
                 if delay is not None:
-                    time.sleep(delay * (attempt + 1))
+                    time.sleep(delay * (attempt + 1) * random.uniform(0.5, 1.5))
                     continue
                 raise errors.ClusterUnavailable(f"{method} {path}: {connection_failure(error)}") from None
             status, data = response.status, response.data
+            self._count(verb, path, str(status))
             if status == 404:
                 return None
             if status >= 400:
                 if status in RETRY_STATUSES and delay is not None:
-                    time.sleep(delay * (attempt + 1))
+                    wait = delay * (attempt + 1) * random.uniform(0.5, 1.5)
+                    after = retry_after(response.headers) if status == 429 else None
+                    if after is not None:
+                        if self.bucket is not None:
+                            self.bucket.pause(after)
+                        wait = max(wait, after * random.uniform(1.0, 1.5))
+                    time.sleep(wait)
                     continue
                 raise _translate(status, data, method, path)
             return json.loads(data) if data else None
         raise AssertionError("unreachable")
 
+    def _count(self, verb: str, path: str, code: str) -> None:
+        if self.observe is not None:
+            self.observe(verb, resource_of(path), code)
+
     def apply(self, body: Body, force: bool = True) -> Body:
         """Server-side apply of a whole object, as the operator's field manager."""
         kind = kind_of(body)
+        body = {**body, "metadata": dict(body["metadata"])}
         meta = body["metadata"]
+        meta["annotations"] = {**(meta.get("annotations") or {}), INTENT: intent_of(body)}
+        if self.known is not None:
+            seen = self.known(body)
+            if seen is not None and unchanged(body, seen):
+                self.skipped += 1
+                return seen
         query = {"fieldManager": self.field_manager, "force": "true" if force else "false"}
         result = self._request("PATCH", kind.path(meta.get("namespace"), meta["name"]), query,
                                body=body, content_type="application/apply-patch+yaml")
@@ -173,6 +322,14 @@ class Kube:
     def get(self, kind: Kind, namespace: str | None, name: str) -> Body | None:
         return self._request("GET", kind.path(namespace, name))
 
+    def read(self, kind: Kind, namespace: str, name: str) -> Body | None:
+        """From the watch-backed cache when one is attached and watches the kind, else a GET."""
+        if self.cached is not None:
+            watched, body = self.cached(kind, namespace, name)
+            if watched:
+                return body
+        return self.get(kind, namespace, name)
+
     def list(self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None,
              fields: str | None = None) -> list[Body]:
         query: dict[str, str] = {}
@@ -183,6 +340,51 @@ class Kube:
         result = self._request("GET", kind.path(namespace), query)
         items: list[Body] = (result or {}).get("items", [])
         return items
+
+    def list_chunk(self, kind: Kind, namespace: str | None, selector: str = "", fields: str = "",
+                   limit: int = 500, token: str = "") -> Page:
+        """One page of a LIST (chunked by `limit`, the next asked for with `token`)."""
+        query = {k: v for k, v in (("labelSelector", selector), ("fieldSelector", fields), ("limit", str(limit)),
+                                   ("continue", token)) if v}
+        result = self._request("GET", kind.path(namespace), query) or {}
+        meta = result.get("metadata") or {}
+        return result.get("items") or [], str(meta.get("resourceVersion", "")), str(meta.get("continue") or "")
+
+    def watch(self, kind: Kind, namespace: str | None, resource_version: str, selector: str = "",
+              fields: str = "", timeout_s: int = 300) -> Iterator[tuple[str, Body]]:
+        """The events of a WATCH from `resource_version`, bookmarks included, until the server ends it
+        (after `timeout_s`); raises `errors.ClusterUnavailable` when the stream cannot be opened or breaks."""
+        query = {k: v for k, v in (
+            ("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(timeout_s)), ("labelSelector", selector), ("fieldSelector", fields)) if v}
+        url = kind.path(namespace) + "?" + urllib.parse.urlencode(query)
+        if self.bucket is not None:
+            self.bucket.acquire()
+        try:
+            params = self.api_client.param_serialize(method="GET", resource_path=url,
+                                                     header_params={"Accept": "application/json"},
+                                                     auth_settings=["BearerToken"])
+            response = self.api_client.call_api(*params, _request_timeout=(10, timeout_s + 30))
+        except (ApiException, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
+            self._count("WATCH", kind.path(namespace), "error")
+            raise errors.ClusterUnavailable(f"WATCH {kind.path(namespace)}: {connection_failure(error)}") from None
+        self._count("WATCH", kind.path(namespace), str(response.status))
+        raw = response.response
+        try:
+            if response.status >= 400:
+                raise _translate(response.status, raw.read(), "WATCH", kind.path(namespace))
+            pending = b""
+            for chunk in raw.stream(65536, decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        event = json.loads(line)
+                        yield str(event.get("type", "")), event.get("object") or {}
+        except (OSError, ValueError, urllib3.exceptions.HTTPError) as error:
+            raise errors.ClusterUnavailable(f"WATCH {kind.path(namespace)}: {connection_failure(error)}") from None
+        finally:
+            raw.release_conn()
 
     def delete(self, kind: Kind, namespace: str | None, name: str) -> None:
         self._request("DELETE", kind.path(namespace, name), {"propagationPolicy": "Background"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from modelrollout.adapters.cluster import kube, manifests
 from modelrollout.api import labels
@@ -80,15 +80,29 @@ def summarize(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[s
     return out
 
 
+class Owned(Protocol):
+    """Where the objects of one ModelDeployment are read from: a watch-backed cache (`caches`)."""
+
+    def owned(self, kind: kube.Kind, namespace: str, name: str) -> list[dict[str, Any]]: ...
+
+
 class Workloads:
-    def __init__(self, client: kube.Kube) -> None:
+    def __init__(self, client: kube.Kube, cache: Owned | None = None) -> None:
         self.kube = client
+        self.cache = cache
+        """Without one (tests, tools), every read is a LIST."""
+
+    def _owned(self, kind: kube.Kind, owner: manifests.Owner) -> list[dict[str, Any]]:
+        if self.cache is not None:
+            return self.cache.owned(kind, owner.namespace, owner.name)
+        return self.kube.list(kind, owner.namespace, {labels.NAME: owner.name})
+
+    def pods(self, owner: manifests.Owner, revision: str) -> list[dict[str, Any]]:
+        return [p for p in self._owned(kube.POD, owner)
+                if (p["metadata"].get("labels") or {}).get(labels.REVISION) == revision]
 
     def observe(self, owner: manifests.Owner) -> dict[str, RevisionPods]:
-        selector = {labels.NAME: owner.name}
-        deployments = self.kube.list(kube.DEPLOYMENT, owner.namespace, selector)
-        pods = self.kube.list(kube.POD, owner.namespace, selector)
-        return summarize(deployments, pods)
+        return summarize(self._owned(kube.DEPLOYMENT, owner), self._owned(kube.POD, owner))
 
     def apply(self, body: manifests.Body) -> None:
         self.kube.apply(body)
@@ -102,16 +116,16 @@ class Workloads:
         """Deletes the Deployments of revisions not in `keep`; returns the revisions removed."""
         wanted = set(keep)
         removed = []
-        for item in self.kube.list(kube.DEPLOYMENT, owner.namespace, {labels.NAME: owner.name}):
+        for item in self._owned(kube.DEPLOYMENT, owner):
             revision = item["metadata"].get("labels", {}).get(labels.REVISION)
-            if revision and revision not in wanted:
+            if revision and revision not in wanted and not item["metadata"].get("deletionTimestamp"):
                 self.kube.delete(kube.DEPLOYMENT, owner.namespace, item["metadata"]["name"])
                 removed.append(revision)
         return removed
 
     def remove_services_except(self, owner: manifests.Owner, keep: Iterable[str]) -> None:
         wanted = set(keep) | {owner.name}
-        for item in self.kube.list(kube.SERVICE, owner.namespace, {labels.NAME: owner.name}):
+        for item in self._owned(kube.SERVICE, owner):
             if item["metadata"]["name"] not in wanted:
                 self.kube.delete(kube.SERVICE, owner.namespace, item["metadata"]["name"])
 
@@ -120,7 +134,7 @@ class Workloads:
         of the revisions that answer users; returns how many pods changed."""
         answering = set(serving)
         changed = 0
-        for pod in self.kube.list(kube.POD, owner.namespace, {labels.NAME: owner.name}):
+        for pod in self._owned(kube.POD, owner):
             meta = pod["metadata"]
             current = meta.get("labels", {})
             revision = current.get(labels.REVISION, "")

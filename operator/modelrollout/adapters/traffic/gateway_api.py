@@ -86,9 +86,9 @@ class GatewayAPIRouter:
         self.kube.apply(route(owner, traffic, split))
 
     def current(self, owner: manifests.Owner) -> tuple[int, int] | None:
-        body = self.kube.get(kube.HTTP_ROUTE, owner.namespace, owner.name)
+        body = self.kube.read(kube.HTTP_ROUTE, owner.namespace, owner.name)
         return None if body is None else held(body, owner.name)
 
     def problem(self, owner: manifests.Owner) -> str | None:
-        body = self.kube.get(kube.HTTP_ROUTE, owner.namespace, owner.name)
+        body = self.kube.read(kube.HTTP_ROUTE, owner.namespace, owner.name)
         return None if body is None else refusal(body)

@@ -57,7 +57,7 @@ class IstioRouter:
         self.kube.apply(virtual_service(owner, traffic, split))
 
     def current(self, owner: manifests.Owner) -> tuple[int, int] | None:
-        body = self.kube.get(kube.VIRTUAL_SERVICE, owner.namespace, owner.name)
+        body = self.kube.read(kube.VIRTUAL_SERVICE, owner.namespace, owner.name)
         return None if body is None else held(body, owner.name)
 
     def problem(self, owner: manifests.Owner) -> str | None:
