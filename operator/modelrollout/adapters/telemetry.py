@@ -10,6 +10,9 @@
     modelrollout_prometheus_queries_total{kind}                  counter, requests to Prometheus (range,
                                                                  instant, targets)
     modelrollout_prometheus_response_bytes_total{kind}           counter, bytes of their answers (decoded)
+    modelrollout_leader{identity}                                gauge, 1 while this replica holds the Lease
+    modelrollout_leader_write_checks_total{outcome}              counter, writes to the API server the Lease
+                                                                 allowed or refused (a follower: 0 allowed)
 
 The chart's dashboard and docs/helm.md use exactly these names.
 """
@@ -48,6 +51,13 @@ PROMETHEUS_QUERIES = prometheus_client.Counter(
 PROMETHEUS_RESPONSE_BYTES = prometheus_client.Counter(
     "modelrollout_prometheus_response_bytes_total", "Bytes of Prometheus answers as read (after decompression).",
     ["kind"], registry=REGISTRY)
+
+LEADER = prometheus_client.Gauge(
+    "modelrollout_leader", "1 while this replica holds the leader Lease and may write.", ["identity"],
+    registry=REGISTRY)
+WRITE_CHECKS = prometheus_client.Counter(
+    "modelrollout_leader_write_checks_total", "Writes to the API server the leader Lease allowed or refused.",
+    ["outcome"], registry=REGISTRY)
 
 _phases: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
