@@ -5,6 +5,12 @@ test), asks the core what to do, applies that in a safe order, and writes status
 Between ticks the daemon sleeps until the core's requeue time, or until the object's spec or
 command annotation changes, whichever comes first. All progress lives in status, so a
 restarted operator resumes where it stopped.
+
+Only the leader ticks (`runtime.leadership`): a follower's daemon parks, forgets what an earlier
+term asked, and resumes from status when its replica takes the Lease. The status write carries the
+resourceVersion the decision was based on: a 409 means the object changed under the tick, which
+then starts over from fresh state; a lost Lease stops it before its next write. Neither aborts,
+rolls back or touches status.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from modelrollout.handlers import startup
 from modelrollout.runtime import applying, observing, shared
 
 RETRY_AFTER_S = 5.0
+CONFLICT_RETRY_S = 0.2  # decide again soon, once the newer object is there to read
 
 
 def _wakeup(memo: Any, namespace: str, name: str) -> asyncio.Event:
@@ -61,9 +68,20 @@ async def progress(name: str, namespace: str | None, memo: kopf.Memo, stopped: k
     asked = _asked(memo, namespace, name)
     structured_logs.CURRENT.set(structured_logs.Subject(namespace, name))
     while not stopped:
+        if not runtime.may_act():  # a follower: park until this replica leads, then start from status
+            asked = memo.asked[(namespace, name)] = observing.Asked()
+            assert runtime.leadership is not None
+            await runtime.leadership.next_turn(timeout=1.0)
+            continue
         wakeup.clear()
         try:
             delay = await tick(runtime, namespace, name, asked, logger)
+        except errors.Conflict as error:
+            logger.info("the object changed under this tick, deciding again: %s", error)
+            delay = CONFLICT_RETRY_S
+        except errors.NotLeader as error:
+            logger.info("stopped before writing: %s", error)
+            continue
         except errors.ClusterUnavailable as error:
             logger.warning("tick interrupted, retrying in %.0f s: %s", RETRY_AFTER_S, error)
             delay = RETRY_AFTER_S
@@ -87,12 +105,14 @@ async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observ
     body = await asyncio.to_thread(runtime.kube.get, kube.MODEL_DEPLOYMENT, namespace, name)
     if body is None or body.get("metadata", {}).get("deletionTimestamp"):
         return idle
+    based_on = body["metadata"].get("resourceVersion")  # every status write is fenced by it
     now = datetime.datetime.now(datetime.UTC)
     try:
         md = resources.ModelDeployment.model_validate(body)
     except pydantic.ValidationError as error:
         generation = body.get("metadata", {}).get("generation")
-        await _write_status(runtime, namespace, name, invalid.status(body.get("status"), generation, str(error), now))
+        await _write_status(runtime, namespace, name, invalid.status(body.get("status"), generation, str(error), now),
+                            based_on)
         return idle
     if asked.analysis is None:  # after a restart: the window the status implies
         asked.analysis = progression.window(md.spec, md.status, now)
@@ -107,8 +127,10 @@ async def tick(runtime: shared.Runtime, namespace: str, name: str, asked: observ
         asked.spec_problem = f"the API server refused an object built from the spec: {error}"
         logger.error("%s", asked.spec_problem)
         return RETRY_AFTER_S
-    await _write_status(runtime, namespace, name, applying.status_patch(plan)["status"])
+    await _write_status(runtime, namespace, name, applying.status_patch(plan)["status"], based_on)
     record(md, seen, plan)
+    if runtime.leadership is not None:  # Events and webhooks only from the replica that wrote the status
+        runtime.leadership.gate()
     subject = kopf.Body(cast(kopf.RawBody, body))
     for event in plan.events:
         kopf.event(subject, type=event.type.value, reason=event.reason, message=event.message[:1024])
@@ -138,8 +160,11 @@ def record(md: resources.ModelDeployment, seen: observation.Observation, plan: d
         telemetry.ROLLBACKS.labels(namespace, name, degraded.reason if degraded else "Unknown").inc()
 
 
-async def _write_status(runtime: shared.Runtime, namespace: str, name: str, status: dict[str, Any]) -> None:
-    await asyncio.to_thread(runtime.kube.merge_patch_status, kube.MODEL_DEPLOYMENT, namespace, name, status)
+async def _write_status(runtime: shared.Runtime, namespace: str, name: str, status: dict[str, Any],
+                        based_on: str | None) -> None:
+    """Fenced: a 409 (errors.Conflict) if the object is no longer at resourceVersion `based_on`."""
+    await asyncio.to_thread(runtime.kube.merge_patch_status, kube.MODEL_DEPLOYMENT, namespace, name, status,
+                            based_on)
 
 
 def _seconds(after: datetime.timedelta, idle: float) -> float:
