@@ -20,6 +20,7 @@ CAPACITY: Table = {
     ("", "nodes"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list"},
 }
+LEADER_ELECTION: Table = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}  # release namespace
 NAMESPACES: Table = {("", "namespaces"): {"list", "watch"}}  # kopf follows namespaces when watching all
 
 
