@@ -58,6 +58,22 @@ def test_the_leader_writes_until_the_renew_deadline_after_its_last_renewal_began
     assert election.may_write(now) is may
 
 
+@pytest.mark.parametrize("now, expected", [(100.0, 2.0), (110.0, 2.0), (111.0, 1.0), (112.0, 0.0), (115.0, 0.0)])
+def test_a_follower_looks_again_when_the_holders_record_expires_not_a_period_later(now: float, expected: float) -> None:
+    election = Election("b", Timing())
+    election.next_action(HELD_BY_A, now=100.0)
+    assert election.next_look(now, period=2.0) == expected
+
+
+def test_the_holder_and_a_free_lease_look_every_period() -> None:
+    leader = Election("a")
+    leader.next_action(HELD_BY_A, now=100.0)
+    assert leader.next_look(111.5, period=2.0) == 2.0
+    free = Election("b")
+    free.next_action({}, now=100.0)
+    assert free.next_look(100.0, period=2.0) == 2.0
+
+
 def test_seeing_another_holder_stops_writes_at_once() -> None:
     election = Election("a")
     election.renewed(started=100.0)

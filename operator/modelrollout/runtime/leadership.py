@@ -85,6 +85,8 @@ class Election:
     """The (holder, renewTime) last read from the Lease."""
     seen_since: float = 0.0
     """When that record was first read unchanged (local monotonic seconds)."""
+    seen_duration: float = 0.0
+    """The leaseDurationSeconds it carried."""
     until: float = -math.inf
     """This replica may write while the clock is before this."""
 
@@ -97,7 +99,7 @@ class Election:
             return Action.RENEW
         if not holder:
             return Action.ACQUIRE
-        duration = float(spec.get("leaseDurationSeconds") or self.timing.duration)
+        duration = self.seen_duration = float(spec.get("leaseDurationSeconds") or self.timing.duration)
         if now - self.seen_since >= duration:
             return Action.ACQUIRE
         self.until = -math.inf  # someone else leads: whatever this replica thought, it stops
@@ -112,6 +114,16 @@ class Election:
             claimed["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if spec.get("holderIdentity")
                                                                                       or spec.get("acquireTime") else 0)
         return claimed
+
+    def next_look(self, now: float, period: float) -> float:
+        """Seconds until the next look at the Lease: `period`, or less when another holder's record
+        expires sooner, so that a takeover waits for the expiry and not for the next period.
+
+            seen ("a", "t1") since 100.0 with duration 12: next_look(now=111.0, period=2) -> 1.0
+        """
+        if self.seen is None or not self.seen[0] or self.seen[0] == self.identity:
+            return period
+        return max(0.0, min(period, self.seen_since + self.seen_duration - now))
 
     def renewed(self, started: float) -> None:
         """The write of `claim(...)`, begun at `started`, succeeded."""
@@ -179,11 +191,11 @@ class Leadership:
             await asyncio.wait_for(self._turn.wait(), timeout)
 
     async def run(self) -> None:
-        """Renews or watches for the Lease every retry period (±10 %), until cancelled."""
+        """Renews or watches for the Lease every retry period (less 0-10 % jitter), until cancelled."""
         while True:
             await self.attempt()
-            period = self.election.timing.retry_period
-            await asyncio.sleep(period * random.uniform(0.9, 1.1))
+            period = self.election.timing.retry_period * random.uniform(0.9, 1.0)  # jitter, never longer
+            await asyncio.sleep(self.election.next_look(self.clock(), period))
 
     async def attempt(self) -> None:
         """One look at the Lease: renew it, take it, or follow; then tell the parked daemons."""
