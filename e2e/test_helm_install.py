@@ -159,10 +159,11 @@ def test_the_crd_is_established(kubectl: Kubectl, installed: Release) -> None:
 
 
 def test_the_operator_has_exactly_the_permissions_it_uses(kubectl: Kubectl, installed: Release) -> None:
-    expected = expand(permissions.merge(NAMESPACED, CLUSTER_WIDE)) | {("", "secrets", "get", TOKEN_SECRET)}
+    expected = expand(permissions.merge(NAMESPACED, CLUSTER_WIDE, permissions.LEADER_ELECTION)) | {
+        ("", "secrets", "get", TOKEN_SECRET)}
     assert granted(kubectl, installed, installed.namespace) == expected
     assert granted(kubectl, installed, "default") == expand(permissions.merge(NAMESPACED, CLUSTER_WIDE)), (
-        "the token only at home")
+        "the token and the Lease only at home")
 
     ns = installed.namespace
     allowed = [
@@ -174,6 +175,7 @@ def test_the_operator_has_exactly_the_permissions_it_uses(kubectl: Kubectl, inst
         ("update", "httproutes.gateway.networking.k8s.io", "-n", ns),
         ("delete", "virtualservices.networking.istio.io", "-n", ns),
         ("get", f"secret/{TOKEN_SECRET}", "-n", ns),
+        ("update", "leases.coordination.k8s.io", "-n", ns),
     ]
     refused = [
         ("get", "secrets", "-n", ns), ("list", "secrets", "-n", ns), ("get", "secret/other", "-n", ns),
@@ -181,6 +183,7 @@ def test_the_operator_has_exactly_the_permissions_it_uses(kubectl: Kubectl, inst
         ("delete", "modeldeployments.modelrollout.io", "-n", ns),
         ("create", "modeldeployments.modelrollout.io", "-n", ns),
         ("create", "pods", "-n", ns), ("delete", "pods", "-n", ns), ("get", "configmaps", "-n", ns),
+        ("update", "leases.coordination.k8s.io", "-n", "default"), ("delete", "leases.coordination.k8s.io", "-n", ns),
         ("delete", "nodes"), ("patch", "nodes"), ("get", "namespaces"), ("create", "namespaces"),
         ("list", "customresourcedefinitions.apiextensions.k8s.io"), ("create", "clusterrolebindings"),
         ("*", "*"),
@@ -232,6 +235,8 @@ def test_a_namespaced_release_is_confined_and_uninstall_leaves_nothing(helm: Hel
     try:
         release = helm.install(namespace, {"watchNamespaces": [watched]})
         assert granted(kubectl, release, watched) == expand(permissions.merge(NAMESPACED, permissions.CAPACITY))
+        assert granted(kubectl, release, namespace) == expand(permissions.merge(permissions.CAPACITY,
+                                                                                permissions.LEADER_ELECTION))
         assert can(kubectl, release, "create", "deployments.apps", "-n", watched)
         assert not can(kubectl, release, "create", "deployments.apps", "-n", namespace)
         assert not can(kubectl, release, "patch", "modeldeployments.modelrollout.io", "-n", "default")

@@ -1,7 +1,7 @@
-"""The chart's own operator pod rolls a model out: after `helm install`, the pod runner runs the
-pod the chart's Deployment made (its command, its env, a token of its ServiceAccount bound to the
-pod), an example ModelDeployment rolls out, the pod's /metrics shows that rollout, and
-`helm uninstall` stops it."""
+"""The chart's own operator pods roll a model out: after `helm install`, the pod runner runs the
+two pods the chart's Deployment made (their command, their env, a token of their ServiceAccount
+bound to each pod); one of them takes the Lease, an example ModelDeployment rolls out, the
+leader's /metrics shows that rollout, and `helm uninstall` stops both."""
 
 from __future__ import annotations
 
@@ -45,18 +45,32 @@ class ChartPod:
         return tail(self.log, lines)
 
 
-def operator_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
+REPLICAS = 2  # the chart's default
+
+
+def operator_pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]] | None:
     pods = json.loads(kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/name=modelrollout",
                               "-o", "json").stdout)["items"]
     ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
-                                    for c in p["status"].get("conditions", []))]
-    return ready[0] if len(pods) == 1 and ready else None
+                                    for c in p["status"].get("conditions", []))
+             and ADDRESS in (p["metadata"].get("annotations") or {})]
+    return ready if len(pods) == REPLICAS and len(ready) == REPLICAS else None
+
+
+def _leads(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=2) as answer:
+            text: str = answer.read().decode()
+    except OSError:
+        return False
+    return re.search(r"^modelrollout_leader\{[^}]*\} 1\.0$", text, re.MULTILINE) is not None
 
 
 @pytest.fixture
 def chart_operator(world: WorldInfo, kubectl: Kubectl, operator: OperatorProcess,
                    tmp_path: Path) -> Iterator[ChartPod]:
-    """The session's operator stopped (two must never run at once); the chart's pod in its place."""
+    """The session's operator stopped (it would compete for another Lease); the chart's pods in its place,
+    and the one that leads."""
     if world.local is None:
         pytest.skip("on kind the chart's pod runs in a container; reaching its /metrics needs the local pod runner")
     helm = test_helm_install.Helm(world, tmp_path / "helm")
@@ -71,14 +85,17 @@ def chart_operator(world: WorldInfo, kubectl: Kubectl, operator: OperatorProcess
             "podAddressAnnotation": ADDRESS,
             "analysis": {"idleInterval": "20s"},  # the chart's sampleStep: auto
         })
-        pod = eventually(lambda: operator_pod(kubectl, namespace), 60, what="the chart's operator pod Ready")
+        pods = eventually(lambda: operator_pods(kubectl, namespace), 90, what="the chart's operator pods Ready")
+        addresses = [p["metadata"]["annotations"][ADDRESS] for p in pods]
+        pod = eventually(lambda: next((p for p in pods if _leads(p["metadata"]["annotations"][ADDRESS])), None),
+                         30, what="one of the chart's pods holds the Lease")
         meta = pod["metadata"]
         yield ChartPod(namespace, meta["name"], meta["annotations"][ADDRESS],
                        world.local.layout.logs / "pods" / f"{namespace}_{meta['name']}.log")
         helm("uninstall", release.name, "--namespace", namespace, "--wait")
         release = None
-        address = meta["annotations"][ADDRESS]
-        eventually(lambda: not _answers(address), 30, what="the operator process gone after helm uninstall")
+        eventually(lambda: not any(_answers(a) for a in addresses), 30,
+                   what="the operator processes gone after helm uninstall")
     finally:
         if release is not None:
             helm("uninstall", release.name, "--namespace", namespace, "--wait", check=False)

@@ -133,6 +133,9 @@ def container_env(pod: dict[str, Any], container_name: str) -> dict[str, str]:
             for item in container.get("env") or []:
                 if "value" in item:
                     env[item["name"]] = str(item["value"])
+                field = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+                if field in ("metadata.name", "metadata.namespace"):  # the downward API, as the kubelet does
+                    env[item["name"]] = pod["metadata"][field.split(".")[1]]
     return env
 
 

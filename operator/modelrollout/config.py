@@ -81,6 +81,32 @@ class OperatorConfig(pydantic.BaseModel):
     webhook_url: str | None = None
     """Receives a JSON POST on every step, promotion and rollback (optional)."""
 
+    leader_election: bool = True
+    """Act only while holding the Lease below, so that replicas can stand by (false: act at once,
+    alone; never run two replicas so)."""
+
+    lease_name: str = "modelrollout-leader"
+    """The coordination.k8s.io Lease the replicas compete for."""
+
+    lease_namespace: str = "default"
+    """Its namespace: the release's (the chart sets it from the downward API)."""
+
+    leader_identity: str | None = None
+    """This replica's name in the Lease's holderIdentity (the chart sets the pod name); default:
+    the host name. A random suffix is always added, so a restarted process is a new holder."""
+
+    lease_duration: durations.Duration = "12s"
+    """How long a holder that stopped renewing keeps the Lease before a follower takes it over;
+    the failover time after a crash is at most this plus one retry period."""
+
+    lease_renew_deadline: durations.Duration = "8s"
+    """The leader stops writing this long after the start of its last successful renewal, so a
+    leader cut off from the API server is silent before any follower may take over."""
+
+    lease_retry_period: durations.Duration = "2s"
+    """How often the leader renews and a follower looks at the Lease (each attempt times out
+    after this long)."""
+
     log_format: str = pydantic.Field(default="json", pattern="^(json|text)$")
     """json: one JSON object per line, with the ModelDeployment and revision; text: for people."""
 
@@ -94,6 +120,15 @@ class OperatorConfig(pydantic.BaseModel):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(f"log level {value!r} is not one of DEBUG, INFO, WARNING, ERROR")
         return level
+
+    @pydantic.model_validator(mode="after")
+    def _lease_timing(self) -> OperatorConfig:
+        duration, renew, retry = (durations.parse_duration(v) for v in (
+            self.lease_duration, self.lease_renew_deadline, self.lease_retry_period))
+        if not retry < renew < duration:
+            raise ValueError(f"lease timing must be retry period ({self.lease_retry_period}) < renew deadline "
+                             f"({self.lease_renew_deadline}) < lease duration ({self.lease_duration})")
+        return self
 
     def duration(self, value: str) -> datetime.timedelta:
         return durations.parse_duration(value)

@@ -5,15 +5,20 @@
     │                             until the spec changes)
     ├── ClusterError
     │   ├── ClusterUnavailable    the API server could not be reached or asked to retry (temporary)
-    │   └── ClusterRejected       the API server refused an object the operator built (permanent for
-    │                             this spec: a bug or a user template the API server will not take)
+    │   ├── ClusterRejected       the API server refused an object the operator built (permanent for
+    │   │                         this spec: a bug or a user template the API server will not take)
+    │   └── Conflict              a fenced write met a newer resourceVersion: decide again from fresh state
+    ├── NotLeader                 this replica does not hold the Lease (or no longer may act on it): write
+    │                             nothing, park until it leads again
     ├── MetricsError
     │   └── MetricUnavailable     a query failed or answered garbage: Verdict ERROR, never a promotion
     └── EndpointError             the model endpoint could not be reached for the smoke test
 
 Handlers turn `ClusterUnavailable` into `kopf.TemporaryError` (retry with a delay); `SpecError` and
-`ClusterRejected` mark the ModelDeployment Degraded with the message; metric and endpoint errors are
-evidence for the decision core, not exceptions out of a handler.
+`ClusterRejected` mark the ModelDeployment Degraded with the message; `Conflict` and `NotLeader` end
+the tick without touching status (it starts over from fresh state, at once or once this replica
+leads again); metric and endpoint errors are evidence for the decision core, not exceptions out of
+a handler.
 """
 
 from __future__ import annotations
@@ -37,6 +42,14 @@ class ClusterUnavailable(ClusterError):
 
 class ClusterRejected(ClusterError):
     """The API server refused what the operator sent; retrying the same thing will not help."""
+
+
+class Conflict(ClusterError):
+    """A write carrying the resourceVersion its decision was based on met a newer object (409)."""
+
+
+class NotLeader(ModelRolloutError):
+    """This replica may not write: it does not hold the Lease, or its renewal deadline has passed."""
 
 
 class MetricsError(ModelRolloutError):

@@ -202,9 +202,12 @@ def test_a_wake_by_name_sets_the_slot_event_from_another_thread() -> None:
 def test_a_slot_reads_its_own_write_until_the_watch_brings_it_back() -> None:
     slot = slots.Slot("uid-1", "ml", "scorer")
     live = {"metadata": {"resourceVersion": "10"}, "spec": {"x": 1}, "status": {"currentStep": 1}}
-    slot.written = {"metadata": {"resourceVersion": "12"}, "status": {"currentStep": 2}}
+    # A status PATCH answers the whole object: the newest state known, with its resourceVersion,
+    # which the next status write is fenced by.
+    slot.written = {"metadata": {"resourceVersion": "12"}, "spec": {"x": 1}, "status": {"currentStep": 2}}
     assert slot.freshest(live)["status"] == {"currentStep": 2}
     assert slot.freshest(live)["spec"] == {"x": 1}
+    assert slot.freshest(live)["metadata"]["resourceVersion"] == "12"
     caught_up = {"metadata": {"resourceVersion": "12"}, "status": {"currentStep": 2}}
     assert slot.freshest(caught_up) is caught_up and slot.written is None
 

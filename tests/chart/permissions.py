@@ -21,6 +21,7 @@ CAPACITY: Table = {
     ("", "nodes"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch"},
 }
+LEADER_ELECTION: Table = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}  # release namespace
 NAMESPACES: Table = {("", "namespaces"): {"list", "watch"}}  # kopf follows namespaces when watching all
 
 

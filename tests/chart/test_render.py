@@ -56,6 +56,8 @@ def expected_rules(values: dict[str, Any]) -> set[Rule]:
         rules = expand(permissions.merge(permissions.NAMESPACED, permissions.CAPACITY, permissions.NAMESPACES), "*")
     for secret in values.get("modelDeploymentSecrets", []):
         rules |= {(ns, "", "secrets", "get", secret) for ns in (watch or ["*"])}
+    if values.get("leaderElection", {}).get("enabled", True):
+        rules |= expand(permissions.LEADER_ELECTION, RELEASE_NS)
     token = values.get("prometheus", {}).get("bearerTokenSecret", {}).get("name")
     if token:
         rules.add((RELEASE_NS, "", "secrets", "get", token))
@@ -104,7 +106,9 @@ def test_a_namespaced_install_has_no_cluster_role_but_for_nodes(chart: Any) -> N
     objects = chart.render(VALUES_DIR / "namespaced.yaml")
     cluster_roles = of_kind(objects, "ClusterRole")
     assert [r["metadata"]["name"] for r in cluster_roles] == ["mr-modelrollout-nodes"]
-    assert sorted(r["metadata"]["namespace"] for r in of_kind(objects, "Role")) == ["ml", "ml-staging"]
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in of_kind(objects, "Role")}
+    assert roles == {("ml", "mr-modelrollout"), ("ml-staging", "mr-modelrollout"),
+                     ("modelrollout", "mr-modelrollout-leader")}  # the Lease's, in the release namespace
 
 
 def test_rbac_create_false_renders_no_rbac(chart: Any) -> None:
@@ -118,8 +122,8 @@ def test_the_operator_deployment(chart: Any, values: pathlib.Path) -> None:
     objects = chart.render(values, namespace=RELEASE_NS)
     deployment = one(objects, "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == given.get("replicaCount", 2)
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
     assert set(spec["selector"]["matchLabels"].items()) <= set(spec["template"]["metadata"]["labels"].items())
@@ -135,8 +139,9 @@ def test_the_operator_deployment(chart: Any, values: pathlib.Path) -> None:
         assert container["image"] == "ghcr.io/modelrollout/modelrollout:0.1.0"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}
-    probe = container["livenessProbe"]["httpGet"]
-    assert (probe["path"], ports[probe["port"]]) == ("/healthz", 8081)
+    for kind in ("livenessProbe", "readinessProbe"):
+        probe = container[kind]["httpGet"]
+        assert (probe["path"], ports[probe["port"]]) == ("/healthz", 8081)
 
     # Restricted pod security (the server-side check is in test_server_validation.py).
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -154,6 +159,33 @@ def test_the_operator_deployment(chart: Any, values: pathlib.Path) -> None:
         assert pod.get(key) == given.get(key), key
     if "resources" in given:
         assert container["resources"] == given["resources"]
+
+
+def test_leader_election_settings_come_from_the_values_and_the_downward_api(chart: Any) -> None:
+    objects = chart.render(set_json={"leaderElection": {"leaseDuration": "15s", "renewDeadline": "10s"}},
+                           namespace=RELEASE_NS)
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    from_pod = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
+    assert from_pod == {"MODELROLLOUT_LEASE_NAMESPACE": "metadata.namespace",
+                        "MODELROLLOUT_LEADER_IDENTITY": "metadata.name"}
+    env = _env(objects)
+    settings = config.OperatorConfig.from_env({**env, "MODELROLLOUT_LEASE_NAMESPACE": RELEASE_NS,
+                                               "MODELROLLOUT_LEADER_IDENTITY": "mr-modelrollout-5f7-x"})
+    assert settings.leader_election is True and settings.lease_name == "mr-modelrollout-leader"
+    assert (settings.lease_duration, settings.lease_renew_deadline, settings.lease_retry_period) == ("15s", "10s", "2s")
+    budget = one(objects, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_without_leader_election_one_replica_is_recreated_and_no_lease_is_granted(chart: Any) -> None:
+    objects = chart.render(set_json={"leaderElection": {"enabled": False}, "replicaCount": 1}, namespace=RELEASE_NS)
+    spec = one(objects, "Deployment")["spec"]
+    assert (spec["replicas"], spec["strategy"]) == (1, {"type": "Recreate"})
+    assert _env(objects)["MODELROLLOUT_LEADER_ELECTION"] == "false"
+    assert not of_kind(objects, "PodDisruptionBudget")
+    assert not [r for r in of_kind(objects, "Role") if r["metadata"]["name"].endswith("-leader")]
+    assert "needs leaderElection.enabled" in chart.refused({"leaderElection": {"enabled": False}})
 
 
 def _env(objects: list[dict[str, Any]]) -> dict[str, str]:

@@ -5,6 +5,12 @@ test), asks the core what to do, applies that in a safe order, and writes status
 Between ticks the daemon sleeps until the core's requeue time, or until the object's spec or
 command annotation changes, whichever comes first. All progress lives in status, so a
 restarted operator resumes where it stopped.
+
+Only the leader ticks (`runtime.leadership`): a follower's daemon parks, forgets what an earlier
+term asked, and resumes from status when its replica takes the Lease. The status write carries the
+resourceVersion the decision was based on: a 409 means the object changed under the tick, which
+then starts over from fresh state; a lost Lease stops it before its next write. Neither aborts,
+rolls back or touches status.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from modelrollout.handlers import startup
 from modelrollout.runtime import applying, notifying, observing, shared, slots
 
 RETRY_AFTER_S = 5.0
+CONFLICT_RETRY_S = 0.2  # decide again soon, once the newer object is there to read
 
 
 JITTER_S = 10.0
@@ -66,10 +73,21 @@ async def progress(name: str, namespace: str | None, uid: str, body: kopf.Body, 
         await asyncio.to_thread(runtime.cache.wait_synced)
     await stopped.wait(_first_delay(runtime, body))
     while not stopped:
+        if not runtime.may_act():  # a follower: park until this replica leads, then start from status
+            slot.asked, slot.written = slots.Asked(), None
+            assert runtime.leadership is not None
+            await runtime.leadership.next_turn(timeout=1.0)
+            continue
         slot.wakeup.clear()
         try:
             with telemetry.TICK_SECONDS.time():
                 delay = await tick(runtime, slot, slot.freshest(dict(body)), logger)
+        except errors.Conflict as error:
+            logger.info("the object changed under this tick, deciding again: %s", error)
+            delay = CONFLICT_RETRY_S
+        except errors.NotLeader as error:
+            logger.info("stopped before writing: %s", error)
+            continue
         except errors.ClusterUnavailable as error:
             logger.warning("tick interrupted, retrying in %.0f s: %s", RETRY_AFTER_S, error)
             delay = RETRY_AFTER_S
@@ -99,6 +117,7 @@ async def tick(runtime: shared.Runtime, slot: slots.Slot, body: dict[str, Any], 
     namespace, name, asked = slot.namespace, slot.name, slot.asked
     if body.get("metadata", {}).get("deletionTimestamp"):
         return idle
+    based_on = body["metadata"].get("resourceVersion")  # every status write is fenced by it
     now = datetime.datetime.now(datetime.UTC)
     try:
         md = resources.ModelDeployment.model_validate(body)
@@ -106,7 +125,7 @@ async def tick(runtime: shared.Runtime, slot: slots.Slot, body: dict[str, Any], 
         generation = body.get("metadata", {}).get("generation")
         wanted = invalid.status(body.get("status"), generation, str(error), now)
         if wanted != body.get("status"):
-            await _write_status(runtime, slot, wanted)
+            await _write_status(runtime, slot, wanted, based_on)
         return idle
     if asked.analysis is None:  # after a restart: the window the status implies
         asked.analysis = progression.window(md.spec, md.status, now)
@@ -123,8 +142,10 @@ async def tick(runtime: shared.Runtime, slot: slots.Slot, body: dict[str, Any], 
         return RETRY_AFTER_S
     wanted = applying.status_patch(plan, name)["status"]
     if wanted != applying.status_patch_of(md.status, name)["status"]:  # unchanged: no write
-        await _write_status(runtime, slot, wanted)
+        await _write_status(runtime, slot, wanted, based_on)
     record(md, seen, plan)
+    if runtime.leadership is not None:  # Events and webhooks only from the replica that wrote the status
+        runtime.leadership.gate()
     subject = kopf.Body(cast(kopf.RawBody, body))
     for event in plan.events:
         kopf.event(subject, type=event.type.value, reason=event.reason, message=event.message[:1024])
@@ -159,9 +180,11 @@ def record(md: resources.ModelDeployment, seen: observation.Observation, plan: d
         telemetry.ROLLBACKS.labels(namespace, name, degraded.reason if degraded else "Unknown").inc()
 
 
-async def _write_status(runtime: shared.Runtime, slot: slots.Slot, status: dict[str, Any]) -> None:
+async def _write_status(runtime: shared.Runtime, slot: slots.Slot, status: dict[str, Any],
+                        based_on: str | None) -> None:
+    """Fenced: a 409 (errors.Conflict) if the object is no longer at resourceVersion `based_on`."""
     slot.written = await asyncio.to_thread(runtime.kube.merge_patch_status, kube.MODEL_DEPLOYMENT,
-                                           slot.namespace, slot.name, status)
+                                           slot.namespace, slot.name, status, based_on)
 
 
 def _seconds(after: datetime.timedelta, idle: float) -> float:

@@ -48,7 +48,7 @@ class Slot:
     loop: asyncio.AbstractEventLoop | None = None
 
     def freshest(self, live: dict[str, Any]) -> dict[str, Any]:
-        """The live body, or our last write if the watch has not brought it back yet.
+        """The live body, or the object our last write returned if the watch has not brought it back yet.
 
         resourceVersions are compared as numbers when both are (etcd's revisions are); the live
         body wins otherwise, and once it has caught up the write is forgotten.
@@ -58,7 +58,7 @@ class Slot:
         mine = str((self.written.get("metadata") or {}).get("resourceVersion", ""))
         theirs = str((live.get("metadata") or {}).get("resourceVersion", ""))
         if mine.isdigit() and theirs.isdigit() and int(mine) > int(theirs):
-            return {**live, "status": self.written.get("status") or {}}
+            return self.written  # the newest state known, resourceVersion included (status writes are fenced by it)
         self.written = None
         return live
 

@@ -12,6 +12,10 @@ and each one is reported to `observe(verb, resource, code)`. Whatever still fail
 as `errors.ClusterUnavailable` (temporary) or `errors.ClusterRejected` (the object is
 invalid), never as a raw ApiException. Watches (`watch`) and paged LISTs (`list_chunk`) feed
 the watch-backed caches; `apply` skips a body a cache shows the cluster already carries.
+A fenced write (one that carries the resourceVersion its decision was based on) is not retried
+on 409: it raises `errors.Conflict`, and the caller decides again. Before every write, and every
+retry of one, the `gate` runs: leader election makes it raise `errors.NotLeader` once this
+replica may not write.
 """
 
 from __future__ import annotations
@@ -97,9 +101,11 @@ EVENT = Kind("v1", "Event", "events")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 VIRTUAL_SERVICE = Kind("networking.istio.io/v1", "VirtualService", "virtualservices")
 MODEL_DEPLOYMENT = Kind("modelrollout.io/v1alpha1", "ModelDeployment", "modeldeployments")
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
 
 KINDS = {(k.api_version, k.kind): k for k in (
-    DEPLOYMENT, SERVICE, POD, NODE, CONTROLLER_REVISION, EVENT, HTTP_ROUTE, VIRTUAL_SERVICE, MODEL_DEPLOYMENT)}
+    DEPLOYMENT, SERVICE, POD, NODE, CONTROLLER_REVISION, EVENT, HTTP_ROUTE, VIRTUAL_SERVICE, MODEL_DEPLOYMENT,
+    LEASE)}
 
 
 def kind_of(body: Mapping[str, Any]) -> Kind:
@@ -228,7 +234,7 @@ class Kube:
 
     def __init__(self, api_client: client.ApiClient, field_manager: str = FIELD_MANAGER,
                  retry_delays: tuple[float, ...] = RETRY_DELAYS_S, timeout: float = 30,
-                 bucket: Bucket | None = None) -> None:
+                 bucket: Bucket | None = None, gate: Callable[[], None] | None = None) -> None:
         self.api_client = api_client
         self.field_manager = field_manager
         self.retry_delays = retry_delays  # a command-line tool answers at once rather than retrying
@@ -242,15 +248,18 @@ class Kube:
         self.cached: Callable[[Kind, str, str], tuple[bool, Body | None]] | None = None
         """A watch-backed cache's read: (whether it watches that kind, the object or None)."""
         self.skipped = 0
+        self.gate = gate  # runs before each write; raises errors.NotLeader to stop it
 
     def _request(self, method: str, path: str, query: Mapping[str, str] | None = None,
-                 body: Any = None, content_type: str = "application/json") -> Body | None:
+                 body: Any = None, content_type: str = "application/json", fenced: bool = False) -> Body | None:
         url = path + ("?" + urllib.parse.urlencode(query) if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
         verb = verb_of(method, path)
         for attempt, delay in enumerate((*self.retry_delays, None)):
             if self.bucket is not None:
                 self.bucket.acquire()
+            if method != "GET" and self.gate is not None:  # after the bucket's wait: the Lease may be gone
+                self.gate()
             try:
                 params = self.api_client.param_serialize(
                     method=method, resource_path=url, header_params=headers, body=body, auth_settings=["BearerToken"])
@@ -267,6 +276,8 @@ class Kube:
             self._count(verb, path, str(status))
             if status == 404:
                 return None
+            if status == 409 and fenced:
+                raise errors.Conflict(str(_translate(status, data, method, path)))
             if status >= 400:
                 if status in RETRY_STATUSES and delay is not None:
                     wait = delay * (attempt + 1) * random.uniform(0.5, 1.5)
@@ -310,10 +321,18 @@ class Kube:
         return self._request("PATCH", kind.path(namespace, name, "status"), query,
                              body=body, content_type="application/apply-patch+yaml")
 
-    def merge_patch_status(self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]) -> Body | None:
-        """Replaces the listed status fields (null removes one) through the status subresource."""
+    def merge_patch_status(self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any],
+                           resource_version: str | None = None) -> Body | None:
+        """Replaces the listed status fields (null removes one) through the status subresource.
+
+        With `resource_version` (the one the decision was based on) the patch is a compare-and-swap:
+        the API server answers 409 if the object changed since, and this raises `errors.Conflict`."""
+        body: Body = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         return self._request("PATCH", kind.path(namespace, name, "status"), {"fieldManager": self.field_manager},
-                             body={"status": dict(status)}, content_type="application/merge-patch+json")
+                             body=body, content_type="application/merge-patch+json",
+                             fenced=resource_version is not None)
 
     def merge_patch(self, kind: Kind, namespace: str | None, name: str, patch: Mapping[str, Any]) -> Body | None:
         return self._request("PATCH", kind.path(namespace, name), {"fieldManager": self.field_manager},
@@ -388,6 +407,12 @@ class Kube:
 
     def delete(self, kind: Kind, namespace: str | None, name: str) -> None:
         self._request("DELETE", kind.path(namespace, name), {"propagationPolicy": "Background"})
+
+    def replace(self, body: Body) -> Body | None:
+        """PUT a whole object; its metadata.resourceVersion makes it a compare-and-swap (409: `errors.Conflict`)."""
+        kind = kind_of(body)
+        meta = body["metadata"]
+        return self._request("PUT", kind.path(meta.get("namespace"), meta["name"]), body=body, fenced=True)
 
     def create(self, body: Body) -> Body | None:
         kind = kind_of(body)

@@ -1,0 +1,150 @@
+"""Two operator replicas; the leader is killed with SIGKILL at random moments of a rollout. The
+standby takes the Lease within 15 s each time and resumes from status: the rollout ends as it does
+without kills, its steps advance one by one (none repeated, none skipped), its history keeps every
+entry, and the replica that did not lead sent no write.
+
+The moments are drawn from a seeded generator; the seed is printed, and E2E_KILL_SEED replays it.
+The failover times are printed (pytest -s shows them).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from e2e.fixtures import given, then, when
+from e2e.fixtures.operator import Replicas
+from e2e.fixtures.world import Kubectl, WorldInfo, eventually
+
+pytestmark = pytest.mark.cluster
+
+SEED = int(os.environ.get("E2E_KILL_SEED", str(int(time.time()))))
+FAILOVER_LIMIT_S = 15.0
+print(f"kill moments drawn with E2E_KILL_SEED={SEED}")
+
+
+def canary(body: dict[str, Any]) -> None:
+    body["spec"]["strategy"]["canary"]["steps"] = [
+        {"setWeight": 10}, {"analyze": {"duration": "20s"}}, {"setWeight": 50}, {"analyze": {"duration": "20s"}}]
+    body["spec"]["analysis"]["metrics"] = [{"name": "error-rate", "slo": {"max": 0.05}, "compare": {"tolerance": 0.1}}]
+
+
+def blue_green(body: dict[str, Any]) -> None:
+    body["spec"]["strategy"]["blueGreen"] = {"autoPromote": True, "scaleDownDelay": "10s",
+                                             "prePromotionAnalysis": {"duration": "20s"}}
+
+
+def shadow(body: dict[str, Any]) -> None:
+    body["spec"]["strategy"]["shadow"]["duration"] = "20s"
+    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 25}, {"analyze": {"duration": "20s"}}]
+
+
+class StatusTrail:
+    """Every status the API server hands out for one ModelDeployment, from a watch (no polling gaps)."""
+
+    def __init__(self, world: WorldInfo, namespace: str, name: str) -> None:
+        template = '{.metadata.resourceVersion}|{.status.canaryRevision}|{.status.currentStep}|{.status.phase}{"\\n"}'
+        self.process = subprocess.Popen(
+            world.kubectl_argv("get", "mdep", name, "-n", namespace, "--watch", "-o", f"jsonpath={template}"),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.seen: list[tuple[str, str, str, str]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            parts = line.rstrip("\n").split("|")
+            if len(parts) == 4:
+                self.seen.append((parts[0], parts[1], parts[2], parts[3]))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.reader.join(timeout=10)
+
+    def steps_of(self, revision: str) -> list[int]:
+        """The revision's currentStep each time it changed, in order."""
+        steps: list[int] = []
+        for _, canary_revision, step, _ in self.seen:
+            if canary_revision == revision and step != "" and (not steps or steps[-1] != int(step)):
+                steps.append(int(step))
+        return steps
+
+
+def kill_the_leader(replicas: Replicas) -> float:
+    """SIGKILLs the leader, waits until the standby leads, starts the killed one again (as a standby);
+    returns the seconds from the kill to the takeover."""
+    leader = eventually(replicas.leader, 20, interval=0.2, what="a leader")
+    (standby,) = replicas.others(leader)
+    assert standby.writes() == 0, f"{standby.label} wrote while it did not lead"
+    killed_at = time.monotonic()
+    leader.kill()
+    eventually(standby.leads, 30, interval=0.1, what=f"{standby.label} takes the Lease")
+    failover = time.monotonic() - killed_at
+    leader.start()
+    return failover
+
+
+CASES: list[tuple[str, Callable[[dict[str, Any]], None], dict[str, str], str, int]] = [
+    # example, change, env of the new version, expected outcome, leader kills
+    ("canary-gateway-api", canary, {}, "Promoted", 3),
+    ("canary-gateway-api", canary, {"FAULT_ERROR_RATE": "0.3"}, "RolledBack", 2),
+    ("blue-green", blue_green, {}, "Promoted", 2),
+    ("shadow", shadow, {}, "Promoted", 2),
+]
+
+
+@pytest.mark.parametrize("example, change, env, outcome, kills", CASES,
+                         ids=["canary-healthy", "canary-faulty", "blue-green", "shadow"])
+def test_killing_the_leader_hands_the_rollout_over_without_losing_or_repeating_a_step(
+        world: WorldInfo, kubectl: Kubectl, namespace: str, replicas: Replicas, example: str,
+        change: Callable[[dict[str, Any]], None], env: dict[str, str], outcome: str, kills: int,
+        request: pytest.FixtureRequest) -> None:
+    draw = random.Random(f"{SEED}-{request.node.name}")
+    name = given.model_deployment(kubectl, namespace, given.example(example), rps=80, change=change)
+    stable = then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)["stableRevision"]
+    history_before = then.status(kubectl, namespace, name).get("history") or []
+    trail = StatusTrail(world, namespace, name)
+    try:
+        when.new_version(kubectl, namespace, name, "9.9.9", **env)
+        candidate = then.phase_becomes(kubectl, namespace, name, "Progressing", 60)["canaryRevision"]
+        failovers: list[float] = []
+        for _ in range(kills):
+            time.sleep(draw.uniform(1.0, 15.0 if outcome == "Promoted" else 6.0))
+            if then.status(kubectl, namespace, name).get("phase") != "Progressing":
+                break
+            failovers.append(kill_the_leader(replicas))
+        print(f"\n{request.node.name}: failover after SIGKILL of the leader: "
+              + ", ".join(f"{s:.1f} s" for s in failovers))
+
+        final_phase = "Succeeded" if outcome == "Promoted" else "RolledBack"
+        done = then.phase_becomes(kubectl, namespace, name, final_phase, 300)
+    finally:
+        trail.stop()
+    assert failovers, "the rollout ended before the first kill"
+    assert max(failovers) <= FAILOVER_LIMIT_S, failovers
+
+    assert done["history"][-1]["outcome"] == outcome
+    assert done["history"][-1]["revision"] == candidate
+    assert sum(1 for h in done["history"] if h["revision"] == candidate) == 1, "the rollout ended twice"
+    assert done["history"][:len(history_before)] == history_before, "history lost an entry"
+    assert done["stableRevision"] == (candidate if outcome == "Promoted" else stable)
+
+    steps = trail.steps_of(candidate)
+    print(f"{request.node.name}: steps {steps} over {len(trail.seen)} watched versions")
+    assert steps and steps[0] == 0, steps
+    assert steps == list(range(steps[-1] + 1)), f"a step was repeated or skipped: {steps}"
+    if example.startswith("canary") and outcome == "Promoted":
+        assert steps[-1] >= 3, steps
+
+    leader = eventually(replicas.leader, 20, interval=0.2, what="a leader")
+    (standby,) = replicas.others(leader)
+    assert standby.writes() == 0, f"{standby.label} wrote while it did not lead"
