@@ -73,7 +73,10 @@ def test_shadow_mirrors_only_then_hands_over_to_canary(
     assert loadgen(prometheus, "loadgen_requests_total", namespace).get(f"{name}-shadow", 0) == 0
     status = then.status(kubectl, namespace, name)
     assert status.get("mirrorPercent") == 100 and not status.get("canaryWeight")
-    assert then.requests_by_revision(prometheus, namespace, name).get(candidate, 0) > 0  # it answers the copies
+    # It answers the copies; the shadow now gets them as soon as its pod is Ready (a watch wakes the
+    # rollout), which can be before Prometheus's first scrape of that pod.
+    eventually(lambda: then.requests_by_revision(prometheus, namespace, name).get(candidate, 0) > 0, 45,
+               what="the shadow's own count of the copies in Prometheus")
 
     eventually(lambda: then.route_weights(kubectl, namespace, name).get(f"{name}-canary") == 25, 120,
                what="handed over to the canary at 25 %")
