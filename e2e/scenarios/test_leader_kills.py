@@ -30,20 +30,7 @@ FAILOVER_LIMIT_S = 15.0
 print(f"kill moments drawn with E2E_KILL_SEED={SEED}")
 
 
-def canary(body: dict[str, Any]) -> None:
-    body["spec"]["strategy"]["canary"]["steps"] = [
-        {"setWeight": 10}, {"analyze": {"duration": "20s"}}, {"setWeight": 50}, {"analyze": {"duration": "20s"}}]
-    body["spec"]["analysis"]["metrics"] = [{"name": "error-rate", "slo": {"max": 0.05}, "compare": {"tolerance": 0.1}}]
-
-
-def blue_green(body: dict[str, Any]) -> None:
-    body["spec"]["strategy"]["blueGreen"] = {"autoPromote": True, "scaleDownDelay": "10s",
-                                             "prePromotionAnalysis": {"duration": "20s"}}
-
-
-def shadow(body: dict[str, Any]) -> None:
-    body["spec"]["strategy"]["shadow"]["duration"] = "20s"
-    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 25}, {"analyze": {"duration": "20s"}}]
+canary, blue_green, shadow = given.short_canary, given.short_blue_green, given.short_shadow
 
 
 class StatusTrail:

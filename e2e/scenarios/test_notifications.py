@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
 
-from e2e.fixtures import given, then, when
+from e2e.fixtures import given, loopback, then, when
 from e2e.fixtures.operator import OperatorProcess
 from e2e.fixtures.world import Kubectl, eventually
 
@@ -40,12 +39,8 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[str]:
     _Receiver.got = {}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback.serve(_Receiver) as url:
+        yield url
 
 
 def _url_secret(kubectl: Kubectl, namespace: str, name: str, url: str) -> None:

@@ -10,7 +10,6 @@ import os
 import signal
 import ssl
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import yaml
 
 from e2e.cluster import pki
 from e2e.cluster.processes import free_port
-from e2e.fixtures import given, then, when
+from e2e.fixtures import given, loopback, then, when
 from e2e.fixtures.operator import OperatorProcess
 from e2e.fixtures.world import Kubectl, WorldInfo, consistently, eventually
 
@@ -121,12 +120,8 @@ class _TenantProxy(http.server.BaseHTTPRequestHandler):
 def tenant_proxy(world: WorldInfo) -> Iterator[str]:
     _TenantProxy.upstream = world.prometheus_url.rstrip("/")
     _TenantProxy.seen.update(forwarded=0, refused=0)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TenantProxy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback.serve(_TenantProxy) as url:
+        yield url
 
 
 def _analysed_with(prometheus: dict[str, Any]) -> Any:

@@ -7,7 +7,6 @@ import datetime
 import http.server
 import json
 import math
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from e2e.cluster import world as local_world
+from e2e.fixtures import loopback
 from e2e.fixtures.world import Kubectl, Prometheus, WorldInfo, eventually
 from modelrollout import errors
 from modelrollout.adapters import telemetry
@@ -308,12 +308,8 @@ class _BrokenPrometheus(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def broken_prometheus() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BrokenPrometheus)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback.serve(_BrokenPrometheus) as url:
+        yield url
 
 
 def test_a_non_numeric_answer_is_an_error_quoting_it(broken_prometheus: str) -> None:

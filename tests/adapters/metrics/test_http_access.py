@@ -7,7 +7,6 @@ import base64
 import http.server
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from e2e.cluster import pki
+from e2e.fixtures import loopback
 from modelrollout import errors
 from modelrollout.adapters.metrics import http_api
 
@@ -49,17 +49,12 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(certificates: Path) -> Iterator[str]:
     """An HTTPS server on loopback that wants a client certificate signed by the same CA."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GuardedPrometheus)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificates / "server.crt", certificates / "server.key")
     context.load_verify_locations(certificates / "ca.crt")
     context.verify_mode = ssl.CERT_REQUIRED
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback.serve(_GuardedPrometheus, tls=context) as url:
+        yield url
 
 
 def _tls(certificates: Path, client: bool = True) -> http_api.Tls:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
 
+from e2e.fixtures import loopback
 from modelrollout import errors
 from modelrollout.adapters import telemetry
 from modelrollout.adapters.metrics import http_api
@@ -61,13 +61,9 @@ class _Prometheus(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def prometheus() -> Iterator[type[_Prometheus]]:
     handler = type("Handler", (_Prometheus,), {"requests": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
-    yield handler
-    server.shutdown()
-    server.server_close()
+    with loopback.serve(handler) as url:
+        handler.url = url  # type: ignore[attr-defined]
+        yield handler
 
 
 def counted(name: str, kind: str) -> float:
