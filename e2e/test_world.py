@@ -118,13 +118,27 @@ def test_httproute_weights_split_traffic(kubectl: Kubectl, namespace: str, prome
     apply(kubectl, namespace, deployment("web-a", 2, a), deployment("web-b", 1, b),
           service("web-a", {"app": "web-a"}), service("web-b", {"app": "web-b"}),
           service("web", {"modelrollout.io/name": "web"}, rps=150), route)
-    query = f'sum by (track) (model_requests_total{{namespace="{namespace}"}})'
+    query = f'sum by (track, pod) (model_requests_total{{namespace="{namespace}"}})'
 
-    def two_thousand() -> dict[str, float] | None:
-        totals = {s["metric"]["track"]: float(s["value"][1]) for s in prometheus.query(query)}
-        return totals if sum(totals.values()) >= 2000 else None
+    def by_track() -> dict[str, float] | None:
+        series = prometheus.query(query)
+        if len(series) < 3:
+            return None  # a pod that is scraped late would bring its earlier requests in one jump
+        totals: dict[str, float] = {}
+        for s in series:
+            totals[s["metric"]["track"]] = totals.get(s["metric"]["track"], 0.0) + float(s["value"][1])
+        return totals
 
-    totals = eventually(two_thousand, 120, what="2,000 requests counted")
+    # Count from the moment all three pods are scraped: before the single canary pod turns Ready
+    # every request is stable's.
+    start = eventually(by_track, 120, what="all three pods scraped")
+
+    def two_thousand_more() -> dict[str, float] | None:
+        now = by_track() or {}
+        delta = {track: now.get(track, 0.0) - start.get(track, 0.0) for track in now}
+        return delta if sum(delta.values()) >= 2000 else None
+
+    totals = eventually(two_thousand_more, 120, what="2,000 more requests counted")
     share = totals.get("canary", 0.0) / sum(totals.values())
     assert abs(share - 0.10) <= 0.03, totals
 
