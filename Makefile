@@ -48,11 +48,11 @@ lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 	$(PY) -m modelrollout.api.crd --check charts/modelrollout/crds/modeldeployments.yaml
 
 unit: setup  ## unit and integration tests of the pure core and adapters
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --durations=15
 
 E2E_WORKERS ?= 2
 e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 2) worlds in parallel, or 1: the default world (started if not running)
-	$(PY) -m pytest e2e -q $(if $(filter-out 0 1,$(E2E_WORKERS)),-n $(E2E_WORKERS) --dist loadfile)
+	$(PY) -m pytest e2e -q --durations=30 $(if $(filter-out 0 1,$(E2E_WORKERS)),-n $(E2E_WORKERS) --dist loadfile)
 
 test: lint unit e2e  ## everything CI runs
 

@@ -257,32 +257,33 @@ def test_a_track_whose_series_stopped_is_stale_not_quiet_and_so_are_both(
     namespace, _ = traffic
     assert ERROR_RATE is not None
     since = datetime.datetime.now(datetime.UTC)
-    kubectl("apply", "-n", namespace, "-f", "-",
-            input=yaml.safe_dump_all(servers(namespace, "c", "old", 10) + servers(namespace, "c", "new", 10)))
+    # c loses its canary, d both revisions: the two waits for staleness (three steps each) overlap.
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(
+        servers(namespace, "c", "old", 10) + servers(namespace, "c", "new", 10)
+        + servers(namespace, "d", "old", 10) + servers(namespace, "d", "new", 10)))
     source = prometheus.PrometheusSource(world.prometheus_url)
 
-    def both_sides() -> bool:
+    def both_sides(name: str) -> bool:
         try:
-            window = tracks(source, namespace, "c", since)
+            window = tracks(source, namespace, name, since)
         except errors.MetricUnavailable:
-            return False  # not two scrapes of c yet: its scrape interval cannot be told
+            return False  # not two scrapes yet: its scrape interval cannot be told
         found = source.counts(ERROR_RATE, window)
         return found.error is None and total(i.canary_requests for i in found.intervals) > 0 \
             and total(i.stable_requests for i in found.intervals) > 0
-    eventually(both_sides, 150, interval=2, what="both revisions of c counted")
+    eventually(lambda: both_sides("c") and both_sides("d"), 150, interval=2, what="both revisions of c and d counted")
 
-    kubectl("delete", "deployment", "c-new", "-n", namespace)
+    kubectl("delete", "deployment", "c-new", "d-new", "d-old", "-n", namespace)
 
-    def stale() -> str | None:
-        return source.counts(ERROR_RATE, tracks(source, namespace, "c", since)).error
-    error = eventually(stale, 150, interval=2, what="the canary's series called stale")
+    def stale(name: str) -> str | None:
+        return source.counts(ERROR_RATE, tracks(source, namespace, name, since)).error
+    error = eventually(lambda: stale("c"), 150, interval=2, what="c's canary series called stale")
     assert "the canary series stopped" in error and "before stable's (stale" in error, error
 
-    kubectl("delete", "deployment", "c-old", "-n", namespace)
     def both_stale() -> str | None:
-        found = stale()
+        found = stale("d")
         return found if found and "either revision" in found else None
-    error = eventually(both_stale, 150, interval=2, what="both series called stale")
+    error = eventually(both_stale, 150, interval=2, what="both series of d called stale")
     assert "model_requests_total" in error and "no sample of either revision since" in error, error
 
 
