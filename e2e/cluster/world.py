@@ -204,6 +204,14 @@ class World:
     def stop_prometheus(self) -> None:
         self.supervisor.stop("prometheus")
 
+    def restart_apiserver(self) -> None:
+        """Stops kube-apiserver and starts it again on the same etcd (fault tests)."""
+        bin_dir, _ = build_binaries()
+        self.supervisor.stop("kube-apiserver")
+        self.supervisor.start(components.apiserver(bin_dir, self.layout, self.ports))
+        self.supervisor.wait_until("kube-apiserver", lambda: _https_ok(
+            f"https://127.0.0.1:{self.ports.apiserver}/readyz", self.layout, verify=True), 120)
+
     def _write_env(self, bin_dir: Path) -> None:
         write_env(self.layout, {
             "KUBECONFIG": str(self.layout.kubeconfig),

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +19,7 @@ import pytest
 
 from e2e.fixtures import given, then, when
 from e2e.fixtures.operator import Replicas
+from e2e.fixtures.trail import StatusTrail
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually
 
 pytestmark = pytest.mark.cluster
@@ -31,39 +30,6 @@ print(f"kill moments drawn with E2E_KILL_SEED={SEED}")
 
 
 canary, blue_green, shadow = given.short_canary, given.short_blue_green, given.short_shadow
-
-
-class StatusTrail:
-    """Every status the API server hands out for one ModelDeployment, from a watch (no polling gaps)."""
-
-    def __init__(self, world: WorldInfo, namespace: str, name: str) -> None:
-        template = '{.metadata.resourceVersion}|{.status.canaryRevision}|{.status.currentStep}|{.status.phase}{"\\n"}'
-        self.process = subprocess.Popen(
-            world.kubectl_argv("get", "mdep", name, "-n", namespace, "--watch", "-o", f"jsonpath={template}"),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.seen: list[tuple[str, str, str, str]] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            parts = line.rstrip("\n").split("|")
-            if len(parts) == 4:
-                self.seen.append((parts[0], parts[1], parts[2], parts[3]))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self.reader.join(timeout=10)
-
-    def steps_of(self, revision: str) -> list[int]:
-        """The revision's currentStep each time it changed, in order."""
-        steps: list[int] = []
-        for _, canary_revision, step, _ in self.seen:
-            if canary_revision == revision and step != "" and (not steps or steps[-1] != int(step)):
-                steps.append(int(step))
-        return steps
 
 
 def kill_the_leader(replicas: Replicas) -> float:
