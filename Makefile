@@ -47,8 +47,8 @@ lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 	$(PY) -m modelrollout.api.crd --check crds/modeldeployments.yaml
 	$(PY) -m modelrollout.api.crd --check charts/modelrollout/crds/modeldeployments.yaml
 
-unit: setup  ## unit and integration tests of the pure core and adapters
-	$(PY) -m pytest tests -q --durations=15
+unit: setup  ## unit and integration tests of the pure core and adapters (two workers: the integration tests mostly wait on scrapes)
+	$(PY) -m pytest tests -q --durations=15 -n 2 --dist worksteal
 
 E2E_WORKERS ?= 2
 e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 2) worlds in parallel, or 1: the default world (started if not running)
