@@ -23,7 +23,7 @@ from modelrollout.core import decision, observation
 from modelrollout.core.analysis import checks, results, samples, settings, slo
 from modelrollout.core.analysis import judges as analysis_judges
 from modelrollout.core.analysis import verdicts as analysis_verdicts
-from modelrollout.runtime import secrets, shared
+from modelrollout.runtime import shared
 
 LOG = logging.getLogger(__name__)
 EXPIRY_FLOOR_S = 60.0
@@ -113,7 +113,7 @@ def _access(runtime: shared.Runtime, md: resources.ModelDeployment) -> tuple[Hea
         if not default:
             return [], None
         home, _, name = default.rpartition("/")
-        token = secrets.value(runtime, home or None, name, runtime.settings.prometheus_bearer_token_key,
+        token = runtime.secret(home or None, name, runtime.settings.prometheus_bearer_token_key,
                               "MODELROLLOUT_PROMETHEUS_BEARER_TOKEN_SECRET")
         return [prometheus.Access.bearer(token)], None
     given = analysis.prometheus
@@ -121,22 +121,22 @@ def _access(runtime: shared.Runtime, md: resources.ModelDeployment) -> tuple[Hea
     if given.bearer_token_secret is not None:
         ref = given.bearer_token_secret
         headers.append(prometheus.Access.bearer(
-            secrets.value(runtime, namespace, ref.name, ref.key, f"{field}.bearerTokenSecret")))
+            runtime.secret(namespace, ref.name, ref.key, f"{field}.bearerTokenSecret")))
     if given.basic_auth_secret is not None:
         name, where = given.basic_auth_secret.name, f"{field}.basicAuthSecret"
-        headers.append(prometheus.Access.basic(secrets.value(runtime, namespace, name, "username", where),
-                                               secrets.value(runtime, namespace, name, "password", where)))
+        headers.append(prometheus.Access.basic(runtime.secret(namespace, name, "username", where),
+                                               runtime.secret(namespace, name, "password", where)))
     if given.tls is None:
         return headers, None
     where, ca, cert = f"{field}.tls", given.tls.ca_secret, given.tls.client_cert_secret
     tls = prometheus.Tls(
         insecure_skip_verify=given.tls.insecure_skip_verify,
         ca_file=runtime.prometheus.tls.ca_file if ca is None else None,
-        ca_pem=None if ca is None else secrets.value(runtime, namespace, ca.name, ca.key, f"{where}.caSecret"),
-        client_cert_pem=None if cert is None else secrets.value(
-            runtime, namespace, cert.name, "tls.crt", f"{where}.clientCertSecret"),
-        client_key_pem=None if cert is None else secrets.value(
-            runtime, namespace, cert.name, "tls.key", f"{where}.clientCertSecret"),
+        ca_pem=None if ca is None else runtime.secret(namespace, ca.name, ca.key, f"{where}.caSecret"),
+        client_cert_pem=None if cert is None else runtime.secret(
+            namespace, cert.name, "tls.crt", f"{where}.clientCertSecret"),
+        client_key_pem=None if cert is None else runtime.secret(
+            namespace, cert.name, "tls.key", f"{where}.clientCertSecret"),
     )
     return headers, tls
 

@@ -14,7 +14,7 @@ from modelrollout import errors
 from modelrollout.adapters.notify import webhook
 from modelrollout.api import notifications, resources
 from modelrollout.core import decision, notices
-from modelrollout.runtime import secrets, shared, slots
+from modelrollout.runtime import shared, slots
 
 
 def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment, asked: slots.Asked) -> str | None:
@@ -34,7 +34,7 @@ def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment, asked: 
 def _url(runtime: shared.Runtime, md: resources.ModelDeployment, index: int,
          route: notifications.Notification) -> str:
     ref = route.url_secret
-    return secrets.value(runtime, md.metadata.namespace, ref.name, ref.key, f"spec.notifications[{index}].urlSecret")
+    return runtime.secret(md.metadata.namespace, ref.name, ref.key, f"spec.notifications[{index}].urlSecret")
 
 
 Sends = list[tuple[webhook.Webhook, list[webhook.Notification]]]

@@ -13,7 +13,7 @@ from modelrollout.adapters.metrics import prometheus
 from modelrollout.adapters.notify import webhook
 from modelrollout.adapters.traffic import router, router_for
 from modelrollout.api import routing
-from modelrollout.runtime import leadership, slots
+from modelrollout.runtime import leadership, secrets, slots
 
 
 @dataclasses.dataclass
@@ -35,6 +35,11 @@ class Runtime:
     started: float = dataclasses.field(default_factory=time.monotonic)
     leadership: leadership.Leadership | None = None
     """The Lease loop and write gate; None: leader election is off and this replica always acts."""
+    secret_cache: secrets.SecretCache = dataclasses.field(default_factory=secrets.SecretCache)
+
+    def secret(self, namespace: str | None, name: str, key: str, field: str) -> str:
+        """The value of `key` in a Secret a ModelDeployment names; SpecError naming `field` if missing."""
+        return secrets.value(self.secret_cache, self.kube, namespace, name, key, field)
 
     def may_act(self) -> bool:
         """Whether this replica may write now: it holds the Lease (or there is no election)."""
