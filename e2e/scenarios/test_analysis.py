@@ -17,6 +17,7 @@ import pytest
 
 from e2e.fixtures import given, then, when
 from e2e.fixtures.operator import OperatorProcess
+from e2e.fixtures.trail import StatusTrail
 from e2e.fixtures.world import Kubectl, WorldInfo, consistently, eventually
 
 pytestmark = pytest.mark.cluster
@@ -112,26 +113,44 @@ def test_prometheus_down_holds_then_carries_on(
         kubectl: Kubectl, world: WorldInfo, namespace: str, operator: OperatorProcess) -> None:
     if world.local is None:
         pytest.skip("stopping Prometheus needs the local world (kind runs it in-cluster)")
-    steps = looks((10, "40s"), (30, "20s"))
+    # The 10 % step outlasts the outage, so its looks after Prometheus returns can be compared
+    # with those before it.
+    steps = looks((10, "150s"), (30, "20s"))
     name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), rps=150,
                                   change=judged(steps))
     then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)
-    when.new_version(kubectl, namespace, name, "1.1.0")
-    eventually(lambda: then.status(kubectl, namespace, name).get("canaryWeight") == 10, 90, what="10 % canary")
-    world.local.stop_prometheus()
+    trail = StatusTrail(world, namespace, name, extra=("{.status.canaryWeight}", "{.status.analysis[*].samples}"))
     try:
-        eventually(lambda: any(a["verdict"] == "Error" for a in then.status(kubectl, namespace, name)
-                               .get("analysis", [])), 60, what="the analysis reporting Error")
+        when.new_version(kubectl, namespace, name, "1.1.0")
+        before = eventually(lambda: evidence_at(trail.seen, "10"), 120, what="evidence at the 10 % step")
+        world.local.stop_prometheus()
+        try:
+            eventually(lambda: any(a["verdict"] == "Error" for a in then.status(kubectl, namespace, name)
+                                   .get("analysis", [])), 60, what="the analysis reporting Error")
 
-        def holding() -> bool:
-            status = then.status(kubectl, namespace, name)
-            return (status["phase"] in ("Progressing", "Paused") and status.get("canaryWeight") == 10
-                    and status.get("canaryRevision") is not None)
+            def holding() -> bool:
+                status = then.status(kubectl, namespace, name)
+                return (status["phase"] in ("Progressing", "Paused") and status.get("canaryWeight") == 10
+                        and status.get("canaryRevision") is not None)
 
-        consistently(holding, 45, what="no promotion, no rollback, the same weight while Prometheus is down")
+            consistently(holding, 45, what="no promotion, no rollback, the same weight while Prometheus is down")
+            before = max(before, evidence_at(trail.seen, "10") or 0)
+        finally:
+            world.local.start_prometheus()
+        returned = len(trail.seen)
+        # After Prometheus returns: a first scrape, then its step closes 25 s later (at 15 s scrapes),
+        # and only then is there evidence again.
+        done = then.phase_becomes(kubectl, namespace, name, "Succeeded", 360)
     finally:
-        world.local.start_prometheus()
-    # After Prometheus returns: a first scrape, then its step closes 25 s later (at 15 s scrapes),
-    # and only then is there evidence again; a look that found none extends the step.
-    done = then.phase_becomes(kubectl, namespace, name, "Succeeded", 360)
+        trail.stop()
     assert done["history"][-1]["outcome"] == "Promoted"
+    after = [min(int(n) for n in entry[5].split()) for entry in trail.seen[returned:]
+             if entry[4] == "10" and entry[5].strip()]
+    # The window still starts where the step did: nothing read before the outage is lost.
+    assert after and min(after) >= before, (before, after)
+
+
+def evidence_at(seen: list[tuple[str, ...]], weight: str) -> int | None:
+    """The most requests any status written at this weight judged on (None: none yet)."""
+    counts = [min(int(n) for n in entry[5].split()) for entry in seen if entry[4] == weight and entry[5].strip()]
+    return max(counts) if counts and max(counts) > 0 else None
