@@ -108,7 +108,7 @@ def test_the_api_server_restarted_mid_analysis(
                what="the operator's watches opened again")
     done = then.phase_becomes(kubectl, namespace, name, "Succeeded", 240)
     assert done["history"][-1]["outcome"] == "Promoted"
-    assert operator.process is not None and operator.process.poll() is None, operator.log_tail()
+    assert operator.alive(), operator.log_tail()
 
 
 def sum_samples(operator: OperatorProcess, metric: str) -> float:

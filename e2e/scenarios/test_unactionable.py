@@ -55,7 +55,7 @@ def test_unactionable_input_is_reported_not_acted_on(
         assert (degraded["status"], degraded["reason"]) == ("True", reason), status
     for word in words:
         assert word in status["message"], status["message"]
-    assert operator.process is not None and operator.process.poll() is None, operator.log_tail()
+    assert operator.alive(), operator.log_tail()
 
 
 def _controller_says(kubectl: Kubectl, namespace: str, name: str, accepted: str, reason: str, message: str) -> None:
