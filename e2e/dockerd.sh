@@ -8,6 +8,8 @@
 # writes $state/dockerd.pid only when it started the engine, so `down` (`make system-down`, the
 # CI harness) never stops an engine that a person or the system was already running.
 set -euo pipefail
+# dockerd and debootstrap live in sbin, which a user's PATH (or an `env -i` one) may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 state=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/dockerd
 socket=/var/run/docker.sock
 pidfile=$state/dockerd.pid

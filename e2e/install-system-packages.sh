@@ -4,6 +4,8 @@
 # engine if none answers (e2e/dockerd.sh). Used by `make system`, `make demo`, `make test` and
 # .ci/run; asks for sudo only when not root.
 set -euo pipefail
+# dockerd and debootstrap live in sbin, which a user's PATH (or an `env -i` one) may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 here=$(cd "$(dirname "$0")" && pwd)
 
 missing=()

@@ -8,6 +8,8 @@
 # e2e/images/build.sh keys the tarball by this file's content hash: a change here is a new base.
 # DEBIAN_MIRROR overrides the mirror (default: the first Debian one in apt's sources).
 set -euo pipefail
+# dockerd and debootstrap live in sbin, which a user's PATH (or an `env -i` one) may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 out=$1
 sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
 
