@@ -82,6 +82,7 @@ build() {
   fi
   base
   wheels
+  started=$SECONDS  # the build alone: base and wheels printed their own times
   log "building $name:$key (log: $cache/$name.log)"
   "$docker" build -f "$dockerfile" --build-arg "BASE=$base_image" -t "$name:$key" -t "$name:dev" . \
     > "$cache/$name.log" 2>&1 || { tail -30 "$cache/$name.log" >&2; log "building $name failed"; exit 1; }
