@@ -11,6 +11,8 @@
 # python:3.11-slim; a release pins it by digest with --build-arg BASE_DIGEST=@sha256:<digest>,
 # which the release job fills in from the registry when it builds (no digest is written here:
 # none could be checked from where this was written, and an invented one would not pull).
+# The venv comes first on PATH, so `python` is the venv's: the chart's Deployment runs the
+# container with `command: [python, -m, modelrollout]`, which replaces the entrypoint.
 # `make images` sets BASE to a Debian bookworm image made with debootstrap (e2e/images/base.sh),
 # for machines that cannot pull. The two stages must use the same base: the venv's python is a
 # link to the base's interpreter.
@@ -35,6 +37,7 @@ FROM ${BASE}${BASE_DIGEST}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONPATH=/app \
+    PATH=/opt/venv/bin:$PATH \
     HOME=/tmp
 # A name for 65532: kopf names its peering identity after the user (getpass.getuser), which
 # fails for a uid without one. USER covers any other uid a cluster picks (OpenShift's).
@@ -46,4 +49,4 @@ COPY --from=build /app /app
 WORKDIR /tmp
 USER 65532:65532
 EXPOSE 8080 8081
-ENTRYPOINT ["/opt/venv/bin/python", "-m", "modelrollout"]
+ENTRYPOINT ["python", "-m", "modelrollout"]
