@@ -37,7 +37,8 @@ up() {
   # setsid: the engine outlives this shell and its make (a new session, its own process group).
   # It starts its own containerd as a child, which stops with it.
   # dockerd writes its own pid (not sudo's or setsid's) into $pidfile and removes it when it exits.
-  $sudo setsid dockerd --host "unix://$socket" --pidfile "$pidfile" >"$state/dockerd.log" 2>&1 < /dev/null &
+  # 9>&-: the engine must not inherit, and so hold for ever, the lock.
+  $sudo setsid dockerd --host "unix://$socket" --pidfile "$pidfile" >"$state/dockerd.log" 2>&1 < /dev/null 9>&- &
   local launched=$!
   until answers; do
     if ! kill -0 "$launched" 2>/dev/null; then
