@@ -5,13 +5,19 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
 E2E_DIR ?= $(CURDIR)/.e2e
 
-.PHONY: help system setup lock test-min-deps lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
+.PHONY: help system system-down images setup lock test-min-deps lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-system:  ## install Debian's prometheus package (and openssl) if missing; sudo when not root
+system:  ## install Debian's prometheus, openssl, docker.io and debootstrap if missing, start dockerd if none answers; sudo when not root
 	@bash e2e/install-system-packages.sh
+
+system-down:  ## stop the dockerd that `make system` started (never one it found running)
+	@bash e2e/dockerd.sh down
+
+images: system  ## build modelrollout:dev and modelrollout-modelserver:dev on a local Debian base (cached by content)
+	@bash e2e/images/build.sh
 
 setup: $(VENV)/.installed  ## create .venv with the operator and its dev/e2e dependencies, from requirements.lock
 

@@ -1,24 +1,40 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the local world needs (Prometheus, promtool, openssl) if missing.
-# Used by `make demo`, `make test` and .ci/run; asks for sudo only when not root.
+# Installs the Debian packages the local world needs if missing: Prometheus, promtool and openssl;
+# docker.io and debootstrap, which build and run the images (`make images`). Then starts a Docker
+# engine if none answers (e2e/dockerd.sh). Used by `make system`, `make demo`, `make test` and
+# .ci/run; asks for sudo only when not root.
 set -euo pipefail
+# dockerd and debootstrap live in sbin, which a user's PATH (or an `env -i` one) may lack.
+export PATH=$PATH:/usr/sbin:/sbin
+here=$(cd "$(dirname "$0")" && pwd)
 
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v openssl >/dev/null || missing+=(openssl)
-[ ${#missing[@]} -eq 0 ] && { echo "system packages present"; exit 0; }
-echo "installing with apt: ${missing[*]}"
+# dockerd, not docker: a docker client alone (e.g. in /usr/local/bin) runs nothing.
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-# The package would start Prometheus as a system daemon on every interface: forbid that while
-# installing (the world starts its own on loopback), and put back whatever policy was there.
-policy=/usr/sbin/policy-rc.d
-saved=""
-if [ -e "$policy" ]; then saved=$(mktemp) && $sudo cp "$policy" "$saved"; fi
-restore() { if [ -n "$saved" ]; then $sudo cp "$saved" "$policy"; rm -f "$saved"; else $sudo rm -f "$policy"; fi; }
-trap restore EXIT
-printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
-$sudo chmod +x "$policy"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get install -y --no-install-recommends "${missing[@]}" \
-  || { $sudo apt-get update -q && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
+
+install() {
+  echo "installing with apt: $*"
+  # The packages would start Prometheus (on every interface) and dockerd as system daemons:
+  # forbid that while installing (the world starts its own, on loopback or a unix socket only),
+  # and put back whatever policy was there.
+  local policy=/usr/sbin/policy-rc.d saved=""
+  if [ -e "$policy" ]; then saved=$(mktemp) && $sudo cp "$policy" "$saved"; fi
+  # shellcheck disable=SC2317  # called by the trap
+  restore() { if [ -n "$saved" ]; then $sudo cp "$saved" "$policy"; rm -f "$saved"; else $sudo rm -f "$policy"; fi; }
+  trap restore EXIT
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "$@" \
+    || { $sudo apt-get update -q && $sudo apt-get install -y --no-install-recommends "$@"; }
+  restore
+  trap - EXIT
+}
+
+if [ ${#missing[@]} -eq 0 ]; then echo "system packages present"; else install "${missing[@]}"; fi
+bash "$here/dockerd.sh" up

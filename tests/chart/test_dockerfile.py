@@ -1,6 +1,6 @@
-"""The operator image's Dockerfile (no Docker engine here to build it): it runs the package as the
-non-root user the chart expects, with the entrypoint the chart's Deployment uses, from a build
-context that holds the package and nothing else."""
+"""The operator image's Dockerfile, read (e2e/test_images.py builds and runs it): it runs the package
+as the non-root user the chart expects, with the entrypoint the chart's Deployment uses, from a
+build context that holds the package and nothing else."""
 
 from __future__ import annotations
 
@@ -77,7 +77,10 @@ def deployment_container(chart: Any) -> dict[str, Any]:
 def test_the_image_runs_the_package_as_the_non_root_user(chart: Any) -> None:
     steps = instructions()
     froms = [args for kind, args in steps if kind == "FROM"]
-    assert froms[-1].split()[0] == "python:3.11-slim"
+    defaults = dict(args.split("=", 1) for kind, args in steps if kind == "ARG")
+    assert froms[-1].split()[0] == "${BASE}${BASE_DIGEST}"
+    # The public base by default; a release pins its digest.
+    assert defaults == {"BASE": "python:3.11-slim", "BASE_DIGEST": ""}
     users = [args for kind, args in steps if kind == "USER"]
     assert users, "no USER: the image would run as root"
     uid = users[-1].split(":")[0]
@@ -90,7 +93,9 @@ def test_the_image_runs_the_package_as_the_non_root_user(chart: Any) -> None:
     assert container["command"] == json.loads(entrypoints[-1])
     exposed = {int(p.split("/")[0]) for kind, args in steps if kind == "EXPOSE" for p in args.split()}
     assert exposed == {p["containerPort"] for p in container["ports"]}
-    assert any(kind == "RUN" and "pip install" in args for kind, args in steps)
+    installs = [args for kind, args in steps if kind == "RUN" and "install-locked.sh" in args]
+    assert installs, "the dependencies come from the lock"
+    assert "--require-hashes" in (REPO / "e2e/images/install-locked.sh").read_text()
     assert not any(kind == "ADD" for kind, _ in steps), "COPY, not ADD"
 
 
