@@ -291,7 +291,22 @@ def _bench_nodes(kubectl: Callable[..., Any], objects: int) -> Iterator[None]:
         kubectl("delete", "node", "-l", f"{nodepools.POOL_LABEL}=bench-scale", "--wait=false", check=False)
 
 
-def run(objects: int, progressing: int, window: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def _crd_of(kubectl: Callable[..., Any], checkout: Path | None) -> Iterator[None]:
+    """The other checkout's CRD while its operator runs (its status shape may differ: the code before
+    issue 11 wrote status.replicas as an object), the current one put back after."""
+    if checkout is None:
+        yield
+        return
+    apply = ("apply", "--server-side", "--force-conflicts", "-f")
+    kubectl(*apply, str(checkout / "crds" / "modeldeployments.yaml"))
+    try:
+        yield
+    finally:
+        kubectl(*apply, str(REPO / "crds" / "modeldeployments.yaml"))
+
+
+def run(objects: int, progressing: int, window: float, baseline_checkout: Path | None = None) -> dict[str, Any]:
     from e2e.cluster.layout import Layout
     from e2e.fixtures import apiserver, given
     from e2e.fixtures.operator import OperatorProcess
@@ -312,7 +327,7 @@ def run(objects: int, progressing: int, window: float) -> dict[str, Any]:
                               "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     server = lambda: apiserver.server_requests(kubectl)  # noqa: E731
     try:
-        with _bench_nodes(kubectl, objects):
+        with _crd_of(kubectl, baseline_checkout), _bench_nodes(kubectl, objects):
             kubectl("create", "namespace", namespace)
             watcher.start()
             operator.start()
@@ -413,7 +428,8 @@ def run(objects: int, progressing: int, window: float) -> dict[str, Any]:
             result["ready_to_step"] = {"samples": len(latencies),
                                        "p50_s": _rounded(percentile(latencies, 50)),
                                        "p99_s": _rounded(percentile(latencies, 99)),
-                                       "max_s": _rounded(max(latencies) if latencies else None)}
+                                       "max_s": _rounded(max(latencies) if latencies else None),
+                                       "all_s": sorted(round(v, 3) for v in latencies)}
     finally:
         operator.stop()
         watcher.stop()
@@ -477,9 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.baseline:
         os.environ["E2E_OPERATOR_PATH"] = str(Path(args.baseline).resolve())
-    row = run(args.objects, args.progressing, args.window)
-    if args.baseline:
-        checkout = Path(args.baseline).resolve().parent
+    checkout = Path(args.baseline).resolve().parent if args.baseline else None
+    row = run(args.objects, args.progressing, args.window, checkout)
+    if checkout is not None:
         commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True).stdout.strip()
         row["commit"] = commit or BASELINE_COMMIT
