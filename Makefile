@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
 E2E_DIR ?= $(CURDIR)/.e2e
 
-.PHONY: help system system-down images setup lock test-min-deps lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench run demo clean
+.PHONY: help system system-down images setup lock test-min-deps lint unit e2e test cluster-up cluster-down crds argocd-fixtures bench bench-scale run demo clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -78,6 +78,9 @@ argocd-fixtures: setup  ## re-record tests/argocd/fixtures/recorded/ from e2e ru
 
 bench: setup  ## every benchmark; tables on stdout, JSON under bench/results/
 	$(PY) -m bench.run_all
+
+bench-scale: setup system  ## the fleet at scale on the e2e world (BENCH_SCALE_OBJECTS=1000, _PROGRESSING=50); bench/results/scale.json
+	$(PY) -m bench.scale
 
 # In the e2e world (.e2e/env written, $$KUBECONFIG unset or the world's), the operator also takes the
 # world's Prometheus as its default and reaches model servers at the loopback address the pod runner

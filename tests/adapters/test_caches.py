@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from modelrollout.adapters import telemetry
 from modelrollout.adapters.cluster import caches, gpu_pool, kube, reflector
 from modelrollout.api import labels
 from modelrollout.runtime import slots
@@ -273,3 +274,22 @@ def test_a_429_is_retried_after_its_retry_after_and_every_request_is_counted(
     client.get(kube.NODE, None, "n1")
     assert 2.0 <= slept[0] <= 3.0
     assert seen == [("GET", "nodes", "429"), ("GET", "nodes", "200")]
+
+
+def test_the_ticked_gauge_counts_live_objects_that_ticked_once_since_the_start() -> None:
+    def gauge() -> float | None:
+        return telemetry.REGISTRY.get_sample_value("modelrollout_objects_ticked")
+
+    registry = slots.Slots()
+    first, second = registry.get("uid-1", "ml", "a"), registry.get("uid-2", "ml", "b")
+    registry.mark_ticked(first)
+    registry.mark_ticked(first)  # a later tick of the same object counts nothing more
+    assert gauge() == 1
+    registry.mark_ticked(second)
+    assert gauge() == 2
+    registry.get("uid-3", "ml", "b")  # b deleted and created again: the new one has not ticked
+    assert gauge() == 1
+    registry.forget("uid-1")
+    assert gauge() == 0
+    registry.mark_ticked(first)  # a daemon finishing its tick after its object was deleted
+    assert gauge() == 0

@@ -14,6 +14,8 @@
                                                                  API server (kopf's own watch aside)
     modelrollout_watch_restarts_total{resource}                  counter, watches opened again or relisted
     modelrollout_tick_seconds                                    histogram, how long one tick took
+    modelrollout_objects_ticked                                  gauge, live ModelDeployments ticked at least
+                                                                 once since this process started (cold start)
     modelrollout_leader{identity}                                gauge, 1 while this replica holds the Lease
     modelrollout_leader_write_checks_total{outcome}              counter, writes to the API server the Lease
                                                                  allowed or refused (a follower: 0 allowed)
@@ -64,6 +66,9 @@ WATCH_RESTARTS = prometheus_client.Counter(
 TICK_SECONDS = prometheus_client.Histogram(
     "modelrollout_tick_seconds", "How long one tick of a ModelDeployment took.", registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+OBJECTS_TICKED = prometheus_client.Gauge(
+    "modelrollout_objects_ticked", "Live ModelDeployments that have ticked at least once since this process started.",
+    registry=REGISTRY)
 
 LEADER = prometheus_client.Gauge(
     "modelrollout_leader", "1 while this replica holds the leader Lease and may write.", ["identity"],

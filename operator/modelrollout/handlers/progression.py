@@ -82,6 +82,7 @@ async def progress(name: str, namespace: str | None, uid: str, body: kopf.Body, 
         try:
             with telemetry.TICK_SECONDS.time():
                 delay = await tick(runtime, slot, slot.freshest(dict(body)), logger)
+            runtime.slots.mark_ticked(slot)
         except errors.Conflict as error:
             logger.info("the object changed under this tick, deciding again: %s", error)
             delay = CONFLICT_RETRY_S

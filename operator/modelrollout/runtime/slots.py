@@ -17,6 +17,7 @@ import dataclasses
 import threading
 from typing import Any
 
+from modelrollout.adapters import telemetry
 from modelrollout.core import decision
 
 
@@ -46,6 +47,8 @@ class Slot:
     written: dict[str, Any] | None = None
     """The ModelDeployment as the last status write returned it."""
     loop: asyncio.AbstractEventLoop | None = None
+    ticked: bool = False
+    """This process has ticked the object at least once (counted by `Slots.mark_ticked`)."""
 
     def freshest(self, live: dict[str, Any]) -> dict[str, Any]:
         """The live body, or the object our last write returned if the watch has not brought it back yet.
@@ -68,6 +71,7 @@ class Slots:
         self._by_uid: dict[str, Slot] = {}
         self._by_name: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+        self._ticked = 0
 
     def __len__(self) -> int:
         return len(self._by_uid)
@@ -79,17 +83,34 @@ class Slots:
             if slot is None:
                 stale = self._by_name.get((namespace, name))
                 if stale is not None and stale != uid:
-                    self._by_uid.pop(stale, None)
+                    self._drop(stale)
                 slot = self._by_uid[uid] = Slot(uid, namespace, name)
                 self._by_name[(namespace, name)] = uid
             return slot
 
     def forget(self, uid: str) -> Slot | None:
         with self._lock:
-            slot = self._by_uid.pop(uid, None)
+            slot = self._drop(uid)
             if slot is not None and self._by_name.get((slot.namespace, slot.name)) == uid:
                 del self._by_name[(slot.namespace, slot.name)]
             return slot
+
+    def mark_ticked(self, slot: Slot) -> None:
+        """Counts the first tick of a live object, for the cold-start gauge (`modelrollout_objects_ticked`)."""
+        with self._lock:
+            if slot.ticked or self._by_uid.get(slot.uid) is not slot:  # counted already, or forgotten meanwhile
+                return
+            slot.ticked = True
+            self._ticked += 1
+            telemetry.OBJECTS_TICKED.set(self._ticked)
+
+    def _drop(self, uid: str) -> Slot | None:
+        """Removes a slot by uid, uncounting its tick; the caller holds the lock."""
+        slot = self._by_uid.pop(uid, None)
+        if slot is not None and slot.ticked:
+            self._ticked -= 1
+            telemetry.OBJECTS_TICKED.set(self._ticked)
+        return slot
 
     def wake(self, namespace: str, name: str) -> None:
         """Wakes the daemon of the named ModelDeployment, from any thread; unknown names are ignored."""
