@@ -101,8 +101,10 @@ class Layout:
 WORKER_PORT_STRIDE = 1000
 """Port offset between the worlds of parallel test workers (the default world is at 0; the
 harness's own tests start worlds at offsets below this)."""
-WORKERS = REPO / ".e2e" / "workers"
-"""Where parallel test workers keep their worlds, one folder each (gw0, gw1, ...)."""
+def workers_root() -> Path:
+    """Where parallel test workers keep their worlds, one folder each (gw0, gw1, ...): inside the
+    E2E_DIR of the run that starts them, so that two runs with their own E2E_DIR stay apart."""
+    return Layout.default().root / "workers"
 
 
 def worker_world(worker: str) -> tuple[Layout, int] | None:
@@ -115,4 +117,4 @@ def worker_world(worker: str) -> tuple[Layout, int] | None:
     if not worker.startswith("gw") or not index.isdigit():
         return None
     base = int(os.environ.get("E2E_PORT_OFFSET", "0"))
-    return Layout(WORKERS / worker), base + WORKER_PORT_STRIDE * (int(index) + 1)
+    return Layout(workers_root() / worker), base + WORKER_PORT_STRIDE * (int(index) + 1)

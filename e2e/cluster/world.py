@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from e2e.cluster import components, nodepools, pki
-from e2e.cluster.layout import REPO, WORKERS, Layout, Ports, worker_world
+from e2e.cluster.layout import REPO, Layout, Ports, worker_world, workers_root
 from e2e.cluster.processes import StartError, Supervisor, port_in_use
 
 # Stopped in this order; started in the reverse.
@@ -357,7 +357,7 @@ def env_for_subprocesses(layout: Layout | None = None) -> dict[str, str]:
 def worker_worlds() -> list[World]:
     """The worlds of parallel test workers (`layout.worker_world`) that have a folder."""
     found = []
-    for root in sorted(WORKERS.glob("gw*")):
+    for root in sorted(workers_root().glob("gw*")):
         where = worker_world(root.name)
         if where is not None:
             found.append(World(where[0], Ports.from_offset(where[1])))
