@@ -144,13 +144,17 @@ def test_prometheus_down_holds_then_carries_on(
     finally:
         trail.stop()
     assert done["history"][-1]["outcome"] == "Promoted"
-    after = [min(int(n) for n in entry[5].split()) for entry in trail.seen[returned:]
-             if entry[4] == "10" and entry[5].strip()]
+    after = judged_on(trail.seen[returned:], "10")
     # The window still starts where the step did: nothing read before the outage is lost.
     assert after and min(after) >= before, (before, after)
 
 
+def judged_on(seen: list[tuple[str, ...]], weight: str) -> list[int]:
+    """Per status written at this weight with evidence, the fewest requests any metric judged on."""
+    return [min(int(n) for n in entry[5].split()) for entry in seen if entry[4] == weight and entry[5].strip()]
+
+
 def evidence_at(seen: list[tuple[str, ...]], weight: str) -> int | None:
     """The most requests any status written at this weight judged on (None: none yet)."""
-    counts = [min(int(n) for n in entry[5].split()) for entry in seen if entry[4] == weight and entry[5].strip()]
+    counts = judged_on(seen, weight)
     return max(counts) if counts and max(counts) > 0 else None
