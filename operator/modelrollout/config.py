@@ -62,6 +62,11 @@ class OperatorConfig(pydantic.BaseModel):
     kube_burst: int = pydantic.Field(default=30, ge=1)
     """Requests it may make at once above `kube_qps`."""
 
+    analysis_threads: int = pydantic.Field(default=8, ge=1, le=256)
+    """Threads for ticks that read Prometheus or call a model server (analyses, smoke tests). They
+    wait on the network, often on one batched fetch together; kept apart from the threads that
+    move steps, so a slow Prometheus never delays a step whose pods just turned Ready."""
+
     pod_address_annotation: str | None = None
     """A pod annotation holding host:port to reach the model server for the smoke test, for
     development clusters whose pod IPs the operator cannot reach; default: pod IP and port."""

@@ -132,7 +132,8 @@ async def tick(runtime: shared.Runtime, slot: slots.Slot, body: dict[str, Any], 
         asked.analysis = progression.window(md.spec, md.status, now)
     structured_logs.CURRENT.set(structured_logs.Subject(
         namespace, name, md.status.canary_revision or md.status.stable_revision))
-    seen, revisions = await asyncio.to_thread(observing.observe, runtime, md, asked, now)
+    outward = asked.analysis is not None or asked.smoke_test is not None
+    seen, revisions = await runtime.in_thread(outward, observing.observe, runtime, md, asked, now)
     plan = progression.decide(md.spec, md.status, seen)
     try:
         await asyncio.to_thread(applying.apply, runtime, md, plan, revisions)

@@ -3,8 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextvars
 import dataclasses
+import functools
+import threading
 import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from modelrollout import config
 from modelrollout.adapters import telemetry
@@ -14,6 +21,9 @@ from modelrollout.adapters.notify import webhook
 from modelrollout.adapters.traffic import router, router_for
 from modelrollout.api import routing
 from modelrollout.runtime import leadership, secrets, slots
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclasses.dataclass
@@ -36,6 +46,27 @@ class Runtime:
     leadership: leadership.Leadership | None = None
     """The Lease loop and write gate; None: leader election is off and this replica always acts."""
     secret_cache: secrets.SecretCache = dataclasses.field(default_factory=secrets.SecretCache)
+    _outward: concurrent.futures.ThreadPoolExecutor | None = None
+    _outward_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    async def in_thread(self, outward: bool, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Runs a blocking call in a worker thread, with the caller's context (its log subject).
+
+        `outward` calls (reading Prometheus, calling a model server) run on threads of their own,
+        `settings.analysis_threads` of them: they can wait seconds, many on one batched fetch, and
+        on the shared threads they would hold back ticks that only read caches and write to the
+        API server (a step whose canary pod just turned Ready).
+        """
+        context = contextvars.copy_context()
+        bound = functools.partial(context.run, call, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._outward_pool() if outward else None, bound)
+
+    def _outward_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._outward_lock:
+            if self._outward is None:
+                self._outward = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.settings.analysis_threads, thread_name_prefix="outward")
+            return self._outward
 
     def secret(self, namespace: str | None, name: str, key: str, field: str) -> str:
         """The value of `key` in a Secret a ModelDeployment names; SpecError naming `field` if missing."""
