@@ -1,6 +1,7 @@
 """Notifications that teams use: Slack, Teams and the operator's JSON, each receiver for the
 moments it asked, with its URL in a Secret, checked against a real HTTP receiver on loopback;
-a missing Secret makes the ModelDeployment Degraded with the Secret named."""
+a missing Secret makes the ModelDeployment Degraded with the Secret named; a namespace's own
+receiver tells of every ModelDeployment there that names none."""
 
 from __future__ import annotations
 
@@ -92,3 +93,18 @@ def test_a_missing_url_secret_is_degraded_with_the_secret_named(
     ]))
     done = then.phase_becomes(kubectl, namespace, name, "Degraded", 60)
     assert "spec.notifications[0].urlSecret" in done["message"] and "no-such-secret" in done["message"], done
+
+
+def test_the_namespace_receiver_hears_of_a_model_deployment_that_names_none(
+        kubectl: Kubectl, namespace: str, operator: OperatorProcess, receiver: str) -> None:
+    kubectl("-n", namespace, "create", "secret", "generic", "modelrollout-notifications",
+            f"--from-literal=url={receiver}/namespace", "--from-literal=format=Slack",
+            "--from-literal=events=Promoted,RolledBack")
+    name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"))
+    then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)  # the first version: Promoted
+
+    def told() -> list[str] | None:
+        texts = [m["text"] for m in _Receiver.got.get("/namespace", [])]
+        return texts or None
+    texts = eventually(told, 30, what="the namespace's receiver told of the promotion")
+    assert texts == [texts[0]] and texts[0].startswith(f"*{namespace}/{name}: Promoted "), texts

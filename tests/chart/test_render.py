@@ -54,7 +54,7 @@ def expected_rules(values: dict[str, Any]) -> set[Rule]:
         rules = expand(permissions.CAPACITY, "*").union(*(expand(permissions.NAMESPACED, ns) for ns in watch))
     else:
         rules = expand(permissions.merge(permissions.NAMESPACED, permissions.CAPACITY, permissions.NAMESPACES), "*")
-    for secret in values.get("modelDeploymentSecrets", []):
+    for secret in ["modelrollout-notifications", *values.get("modelDeploymentSecrets", [])]:
         rules |= {(ns, "", "secrets", "get", secret) for ns in (watch or ["*"])}
     if values.get("leaderElection", {}).get("enabled", True):
         rules |= expand(permissions.LEADER_ELECTION, RELEASE_NS)

@@ -86,12 +86,11 @@ them between tracks; it posts Events (kopf does too).
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: {{ toJson $owned }}
-{{- with .Values.modelDeploymentSecrets }}
+{{- /* modelrollout-notifications: each namespace's default notification receiver */}}
 - apiGroups: [""]
   resources: ["secrets"]
-  resourceNames: {{ toJson . }}
+  resourceNames: {{ toJson (concat (list "modelrollout-notifications") .Values.modelDeploymentSecrets | uniq) }}
   verbs: ["get"]
-{{- end }}
 {{- end -}}
 
 {{/* Cluster-scoped reads: GPU pool capacity, always. */}}

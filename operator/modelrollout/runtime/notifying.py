@@ -8,13 +8,17 @@ does not: a missing one makes the ModelDeployment Degraded, with the Secret name
 
 from __future__ import annotations
 
+import base64
 import datetime
+import logging
 
 from modelrollout import errors
 from modelrollout.adapters.notify import webhook
 from modelrollout.api import notifications, resources
 from modelrollout.core import decision, notices
 from modelrollout.runtime import shared, slots
+
+LOG = logging.getLogger(__name__)
 
 
 def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment, asked: slots.Asked) -> str | None:
@@ -44,12 +48,43 @@ def prepare(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decisi
             now: datetime.datetime) -> Sends:
     """The notifications of this tick per receiver (blocking: reads the URL Secrets)."""
     found = notices.moments(md.status, plan.status)
+    if not found:
+        return []
+    if not md.spec.notifications:
+        return _namespace_receiver(runtime, md, plan, found, now)
     out: Sends = []
     for index, moments in notices.wanted(md.spec.notifications, found):
         route = md.spec.notifications[index]
         hook = runtime.receivers.get(_url(runtime, md, index, route), route.format.value)
         out.append((hook, [_notice(md, plan, moment, now) for moment in moments]))
     return out
+
+
+def _namespace_receiver(runtime: shared.Runtime, md: resources.ModelDeployment, plan: decision.Decision,
+                        found: list[notifications.Moment], now: datetime.datetime) -> Sends:
+    """The namespace's receiver (its `modelrollout-notifications` Secret), for a ModelDeployment that
+    names none; nothing when the namespace has none. A Secret that is there but wrong is a SpecError
+    naming its key: the rollout goes on, and the tick logs it."""
+    namespace = md.metadata.namespace or ""
+    try:
+        data = runtime.secret_cache.data(runtime.kube, namespace, notifications.NAMESPACE_SECRET)
+    except errors.ClusterError as error:  # e.g. RBAC without the Secret's name: no namespace receiver
+        LOG.warning("the namespace's notification Secret %s/%s cannot be read: %s",
+                    namespace, notifications.NAMESPACE_SECRET, error)
+        return []
+    if data is None:
+        return []
+    values = {key: base64.b64decode(value).decode().strip() for key, value in data.items()}
+    if not values.get("url"):
+        raise errors.SpecError(f"Secret {namespace}/{notifications.NAMESPACE_SECRET}: key 'url' not found")
+    try:
+        body, wanted = notifications.from_namespace_secret(namespace, values)
+    except ValueError as error:
+        raise errors.SpecError(str(error)) from error
+    moments = [moment for moment in found if moment in wanted]
+    if not moments:
+        return []
+    return [(runtime.receivers.get(values["url"], body.value), [_notice(md, plan, m, now) for m in moments])]
 
 
 def _notice(md: resources.ModelDeployment, plan: decision.Decision, moment: notifications.Moment,
