@@ -129,9 +129,13 @@ def test_httproute_weights_split_traffic(kubectl: Kubectl, namespace: str, prome
             totals[s["metric"]["track"]] = totals.get(s["metric"]["track"], 0.0) + float(s["value"][1])
         return totals
 
-    # Count from the moment all three pods are scraped: before the single canary pod turns Ready
-    # every request is stable's.
-    start = eventually(by_track, 120, what="all three pods scraped")
+    def both_served() -> dict[str, float] | None:
+        totals = by_track()
+        return totals if totals and all(totals.get(track, 0.0) > 0 for track in ("stable", "canary")) else None
+
+    # Count from the moment all three pods are scraped and each track has answered: a pod is
+    # scraped before it turns Ready, and until the canary pod is Ready every request is stable's.
+    start = eventually(both_served, 120, what="all three pods scraped, each track answering")
 
     def two_thousand_more() -> dict[str, float] | None:
         now = by_track() or {}

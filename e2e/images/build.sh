@@ -18,6 +18,10 @@ cd "$repo"
 cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/images
 docker=${DOCKER:-docker}
 mkdir -p "$cache"
+# One build at a time on this machine (parallel test workers each ask for the images): a second
+# caller waits, then finds them built.
+exec 9>"$cache/build.lock"
+flock 9
 
 log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 took() { log "$1 took $((SECONDS - $2)) s"; }
