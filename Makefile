@@ -56,8 +56,8 @@ lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 unit: setup  ## unit and integration tests of the pure core and adapters (two workers: the integration tests mostly wait on scrapes)
 	$(PY) -m pytest tests -q --durations=15 -n 2 --dist worksteal
 
-E2E_WORKERS ?= 3
-e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 3) worlds in parallel (the tests mostly wait), or 1: the default world (started if not running)
+E2E_WORKERS ?= 2
+e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 2) worlds in parallel, or 1: the default world (started if not running)
 	$(PY) -m pytest e2e -q --durations=30 -m "not long" $(if $(filter-out 0 1,$(E2E_WORKERS)),-n $(E2E_WORKERS) --dist worksteal)
 
 e2e-long: setup system  ## the long e2e cases CI leaves out (60 s scrapes: about 9 minutes)

@@ -114,8 +114,14 @@ def granted(kubectl: Kubectl, release: Release, namespace: str) -> set[Rule]:
     return rules
 
 
+NAMESPACE_RECEIVER: Rule = ("", "secrets", "get", "modelrollout-notifications")
+"""Each watched namespace's notification receiver (docs/notifications.md)."""
+
+
 def expand(table: dict[tuple[str, str], set[str]]) -> set[Rule]:
-    return {(group, resource, verb, "") for (group, resource), verbs in table.items() for verb in verbs}
+    """The rules of a permission table; one with the namespaced permissions also reads the receiver's Secret."""
+    rules = {(group, resource, verb, "") for (group, resource), verbs in table.items() for verb in verbs}
+    return rules | {NAMESPACE_RECEIVER} if NAMESPACED.keys() <= table.keys() else rules
 
 
 def can(kubectl: Kubectl, release: Release, *args: str) -> bool:
