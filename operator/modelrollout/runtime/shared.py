@@ -57,9 +57,11 @@ class Runtime:
         on the shared threads they would hold back ticks that only read caches and write to the
         API server (a step whose canary pod just turned Ready).
         """
-        context = contextvars.copy_context()
+        if not outward:
+            return await asyncio.to_thread(call, *args, **kwargs)
+        context = contextvars.copy_context()  # as asyncio.to_thread does for the shared threads
         bound = functools.partial(context.run, call, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._outward_pool() if outward else None, bound)
+        return await asyncio.get_running_loop().run_in_executor(self._outward_pool(), bound)
 
     def _outward_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._outward_lock:
