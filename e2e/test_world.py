@@ -118,33 +118,40 @@ def test_httproute_weights_split_traffic(kubectl: Kubectl, namespace: str, prome
     apply(kubectl, namespace, deployment("web-a", 2, a), deployment("web-b", 1, b),
           service("web-a", {"app": "web-a"}), service("web-b", {"app": "web-b"}),
           service("web", {"modelrollout.io/name": "web"}, rps=150), route)
-    query = f'sum by (track, pod) (model_requests_total{{namespace="{namespace}"}})'
+    selector = f'model_requests_total{{namespace="{namespace}"}}'
 
-    def by_track() -> dict[str, float] | None:
-        series = prometheus.query(query)
-        if len(series) < 3:
+    def scraped() -> dict[str, tuple[str, float, float]] | None:
+        """pod -> (track, requests, when scraped): each pod is scraped at its own moment."""
+        values = {s["metric"]["pod"]: s for s in prometheus.query(f"sum by (track, pod) ({selector})")}
+        stamps = {s["metric"]["pod"]: float(s["value"][1])
+                  for s in prometheus.query(f"max by (pod) (timestamp({selector}))")}
+        if len(values) < 3 or set(stamps) != set(values):
             return None  # a pod that is scraped late would bring its earlier requests in one jump
-        totals: dict[str, float] = {}
-        for s in series:
-            totals[s["metric"]["track"]] = totals.get(s["metric"]["track"], 0.0) + float(s["value"][1])
-        return totals
+        return {pod: (s["metric"]["track"], float(s["value"][1]), stamps[pod]) for pod, s in values.items()}
 
-    def both_served() -> dict[str, float] | None:
-        totals = by_track()
-        return totals if totals and all(totals.get(track, 0.0) > 0 for track in ("stable", "canary")) else None
+    def both_served() -> dict[str, tuple[str, float, float]] | None:
+        pods = scraped()
+        answered = {track for track, requests, _ in (pods or {}).values() if requests > 0}
+        return pods if answered == {"stable", "canary"} else None
 
     # Count from the moment all three pods are scraped and each track has answered: a pod is
     # scraped before it turns Ready, and until the canary pod is Ready every request is stable's.
     start = eventually(both_served, 120, what="all three pods scraped, each track answering")
 
-    def two_thousand_more() -> dict[str, float] | None:
-        now = by_track() or {}
-        delta = {track: now.get(track, 0.0) - start.get(track, 0.0) for track in now}
-        return delta if sum(delta.values()) >= 2000 else None
+    def rates_over_45s() -> dict[str, float] | None:
+        # Each pod's requests per second between two of its own scrapes at least 45 s apart (about
+        # 6,750 requests in all): counting totals instead would compare pods scraped at different moments.
+        now = scraped() or {}
+        if set(now) != set(start) or any(now[pod][2] - start[pod][2] < 45 for pod in start):
+            return None
+        rates: dict[str, float] = {}
+        for pod, (track, requests, at) in now.items():
+            rates[track] = rates.get(track, 0.0) + (requests - start[pod][1]) / (at - start[pod][2])
+        return rates
 
-    totals = eventually(two_thousand_more, 120, what="2,000 more requests counted")
-    share = totals.get("canary", 0.0) / sum(totals.values())
-    assert abs(share - 0.10) <= 0.03, totals
+    rates = eventually(rates_over_45s, 120, what="45 s of requests on every pod")
+    share = rates.get("canary", 0.0) / sum(rates.values())
+    assert abs(share - 0.10) <= 0.03, rates
 
 
 def test_deleting_a_namespace_stops_its_model_servers(kubectl: Kubectl, world: WorldInfo) -> None:

@@ -8,7 +8,14 @@ its limit), whose crossing is a sure PASS. In this order:
 2. the regression test crossed 1/alpha          -> FAIL, at any tick
 3. the no-regression test crossed 1/alpha       -> PASS, at any tick ("faster and surer")
 4. the window is still open                     -> INCONCLUSIVE, collecting evidence
-5. the window closed: the pass rule decides     -> PASS or INCONCLUSIVE
+5. the window closed while the data show a regression the test cannot yet call sure
+   (`shows_regression`)                         -> INCONCLUSIVE: extended, never passed
+6. the window closed: the pass rule decides     -> PASS or INCONCLUSIVE
+
+Rule 5 is there because the guaranteed e-process pays for its guarantee early in a rollout (it
+assumes bursts until the data can rule them out), so a short window can end with a confidence
+sequence wholly beyond the limit and no FAIL yet. Passing then would promote what the status
+itself shows to be a regression; an extension costs one more window and no alpha.
 
 Both e-processes read their running maximum, so evidence once seen is never lost: a test that
 crossed stays crossed, after a restart too. A comparison's FAIL also needs the evidence recomputed
@@ -34,6 +41,9 @@ class Evidence:
     log_e_fail: float
     log_e_pass: float
     estimate_ok: bool
+    shows_regression: bool = False
+    """The point estimate is beyond the limit (widened for the pod spread seen now) and the confidence
+    sequence lies wholly beyond it: never a FAIL on its own, but it stops a PASS."""
 
 
 def decide(
@@ -47,6 +57,8 @@ def decide(
         -> (PASS, "no evidence of regression")
     decide(Evidence(1.0, 0.0, False), alpha=0.01, window_closed=True, rule=ESTIMATE)
         -> (INCONCLUSIVE, "window ended with the estimate beyond the limit")
+    decide(Evidence(1.0, 0.0, False, shows_regression=True), alpha=0.01, window_closed=True, rule=NOT_FAILED)
+        -> (INCONCLUSIVE, "window ended on data that show a regression, not yet surely")
     """
     level = sequential.threshold(alpha)
     if evidence.log_e_fail >= level:
@@ -55,6 +67,8 @@ def decide(
         return Verdict.PASS, "surely within the limit"
     if not window_closed:
         return Verdict.INCONCLUSIVE, "collecting evidence"
+    if evidence.shows_regression:
+        return Verdict.INCONCLUSIVE, "window ended on data that show a regression, not yet surely"
     if rule is settings.PassRule.NOT_FAILED:
         return Verdict.PASS, "no evidence of regression"
     if rule is settings.PassRule.ESTIMATE and evidence.estimate_ok:

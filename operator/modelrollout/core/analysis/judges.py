@@ -384,10 +384,12 @@ def _compare_shares(
     exposure = np.where(informative, n_c / np.where(informative, n_s, 1.0), 1.0)
     ratio = float(sequential.ratio_estimate(events, total, exposure))
     lo, hi = sequential.ratio_bounds(events, total, exposure, alpha, dispersion=fail.dispersion)
+    widened = theta0 * fail.allowance if upward else theta0 / fail.allowance
     evidence = decisions.Evidence(
         log_e_fail=fail.log_e_decisive,
         log_e_pass=passing.log_e_decisive,
         estimate_ok=not math.isnan(ratio) and (ratio <= theta0 if upward else ratio >= theta0),
+        shows_regression=(ratio > widened and lo > theta0) if upward else (ratio < widened and hi < theta0),
     )
     if missing is not None:
         verdict, why = Verdict.INCONCLUSIVE, f"not enough data: {missing}"
