@@ -3,7 +3,9 @@
 Every second it re-reads the endpoints file and (in a loop of its own, so a slow API server
 never delays pod changes) the ModelDeployments, Services, HTTPRoutes and VirtualServices,
 rebuilds the routing table and hands it to the sender. Errors are logged when they change and
-retried; SIGTERM or SIGINT stops it cleanly with status 0.
+retried; so are the parts of a target's headers annotation or routes that the routing left out
+(a malformed entry, a bad regular expression), which never stop the sending. SIGTERM or SIGINT
+stops it cleanly with status 0.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class Gateway:
         self.snapshot = routing.Snapshot()
         self.pods: list[routing.Pod] = []
         self.complaints = Complaints()
+        self.problems: dict[tuple[str, str], tuple[str, ...]] = {}
+        """Each target's routing problems as last logged."""
 
     async def watch_apiserver(self) -> None:
         """Re-reads the cluster objects every second; keeps the last snapshot on failure."""
@@ -95,10 +99,23 @@ class Gateway:
             except (OSError, endpoints.EndpointsError) as e:
                 self.complaints.failed("endpoints file", e)
             try:
-                self.sender.update(routing.table(self.snapshot, self.pods))
+                table = routing.table(self.snapshot, self.pods)
+                self.report_problems(table)
+                self.sender.update(table)
             except Exception as e:
                 self.complaints.failed("routing", e)
             await asyncio.sleep(REFRESH_S)
+
+    def report_problems(self, table: routing.RoutingTable) -> None:
+        """Logs what the routing left out of a target when that changes, not every second."""
+        for (namespace, name), route in table.items():
+            if self.problems.get((namespace, name), ()) == route.problems:
+                continue
+            if route.problems:
+                log.warning("%s/%s: ignored %s", namespace, name, "; ".join(route.problems))
+            else:
+                log.info("%s/%s: annotation and routes read without problems again", namespace, name)
+        self.problems = {key: route.problems for key, route in table.items() if route.problems}
 
     async def summarise(self) -> None:
         """One line per target every --summary-every seconds."""
@@ -132,7 +149,8 @@ async def run(args: argparse.Namespace) -> int:
     runner = await serve_metrics(metrics, args.metrics_port) if args.metrics_port else None
     bodies = dataset.request_bodies(BODY_POOL, noise=args.noise, seed=args.seed)
     connector = aiohttp.TCPConnector(limit=2000, limit_per_host=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    # No cookie jar: a gateway keeps none, and a stored cookie would join the drawn Cookie header.
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
         sender = Sender(session, bodies, metrics, random.Random(args.seed))
         gateway = Gateway(args, sender)
         loops = [

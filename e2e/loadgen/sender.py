@@ -5,6 +5,10 @@ It knows nothing of the API server or the endpoints file: `update()` swaps in a 
 its own task, so a slow backend never slows the arrival process, and the arrival times are
 scheduled absolutely so the rate holds on a busy machine (a backlog over a second is dropped
 rather than sent in a burst).
+
+Each request draws its headers (and cookies) from the route first, then takes the first rule
+they match, then a backend of that rule by weight; the headers go to the backend and to any
+mirror. A request no rule takes is counted as the gateway's 404, with no backend.
 """
 
 from __future__ import annotations
@@ -119,14 +123,19 @@ class Sender:
 
     async def _send(self, route: routing.Route) -> None:
         body = self._rng.choice(self._bodies)
-        backend, pod = routing.pick(route, self._rng)
-        for mirror_backend, mirror_pod in routing.mirrored(route, self._rng):
-            self._spawn(self._mirror(route, mirror_backend, mirror_pod, body))
+        headers = {**JSON_HEADERS, **routing.request_headers(route, self._rng)}
+        rule = routing.matching_rule(route, headers)
+        if rule is None:
+            self._count(route, "", "404")  # a gateway's answer when no rule matches
+            return
+        backend, pod = routing.pick(rule, self._rng)
+        for mirror_backend, mirror_pod in routing.mirrored(rule, self._rng):
+            self._spawn(self._mirror(route, mirror_backend, mirror_pod, body, headers))
         code = "503"  # a gateway's answer when the backend has no ready endpoint
         if pod is not None:
             try:
                 async with self._session.post(
-                    f"http://127.0.0.1:{pod.port}/v1/predict", data=body, headers=JSON_HEADERS,
+                    f"http://127.0.0.1:{pod.port}/v1/predict", data=body, headers=headers,
                     timeout=self._timeout,
                 ) as response:
                     await response.read()
@@ -135,18 +144,23 @@ class Sender:
                 code = "504"
             except aiohttp.ClientError:
                 code = "503"  # refused or reset: upstream unavailable
+        self._count(route, backend, code)
+
+    def _count(self, route: routing.Route, backend: str, code: str) -> None:
         self._metrics.requests.labels(route.namespace, route.target, backend, code).inc()
         window = self._windows[(route.namespace, route.target)]
         window.sent += 1
         window.codes[code] += 1
         window.backends[backend] += 1
 
-    async def _mirror(self, route: routing.Route, backend: str, pod: routing.Pod, body: bytes) -> None:
+    async def _mirror(
+        self, route: routing.Route, backend: str, pod: routing.Pod, body: bytes, headers: dict[str, str]
+    ) -> None:
         self._metrics.mirrored.labels(route.namespace, route.target, backend).inc()
         self._windows[(route.namespace, route.target)].mirrored += 1
         try:
             async with self._session.post(
-                f"http://127.0.0.1:{pod.port}/v1/predict", data=body, headers=JSON_HEADERS,
+                f"http://127.0.0.1:{pod.port}/v1/predict", data=body, headers=headers,
                 timeout=self._mirror_timeout,
             ) as response:
                 await response.read()

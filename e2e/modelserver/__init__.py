@@ -4,9 +4,11 @@ The e2e world runs no containers, so every Running pod of a model server is stoo
 one of these processes on a loopback port. It serves a logistic regression trained at start on
 the Wisconsin breast-cancer data that ships inside scikit-learn, exports the `generic` preset's
 Prometheus metrics, and can be told through its environment to add latency, errors, skewed
-predictions or a crash, so that the operator's judges have real evidence to work on.
+predictions or a crash, so that the operator's judges have real evidence to work on, and how
+often an answer converts (`model_outcomes_total`), the outcome an A/B test compares.
 
 Modules: `dataset` (the data and realistic request bodies), `model` (training and scoring),
-`faults` (the FAULT_* settings), `metrics` (the metric families), `server` (the aiohttp app),
-`process` (start, wait for and stop a server process, for tests and other harness code).
+`faults` (the FAULT_* settings and OUTCOME_RATE), `metrics` (the metric families), `server`
+(the aiohttp app), `process` (start, wait for and stop a server process, for tests and other
+harness code).
 """

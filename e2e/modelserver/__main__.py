@@ -3,8 +3,8 @@
 `--sample N` prints N request bodies instead, one JSON object a line, for curl or other tools.
 The identity and faults come from the environment, as a pod's container env would set them:
 MODEL_NAME, MODEL_VERSION, MODEL_URI, FAULT_ERROR_RATE, FAULT_ERROR_BURST, FAULT_LATENCY_MS,
-FAULT_PREDICTION_SHIFT, FAULT_CRASH, FAULT_CRASH_AFTER_S. Exit status: 0 after SIGTERM or
-SIGINT, 2 on bad arguments or settings, CRASH_EXIT_CODE for an injected crash.
+FAULT_PREDICTION_SHIFT, FAULT_CRASH, FAULT_CRASH_AFTER_S, OUTCOME_RATE. Exit status: 0 after
+SIGTERM or SIGINT, 2 on bad arguments or settings, CRASH_EXIT_CODE for an injected crash.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Each e2e scenario makes a new version worse in one way (slower, failing, skewed, crashing)
 by setting these variables in the ModelDeployment's pod template; the operator must then see
-it in Prometheus and roll back. A bad value stops the server at start, loudly, rather than
-running a scenario without its fault.
+it in Prometheus and roll back. OUTCOME_RATE, read alongside, is not a fault but how often an
+answered prediction converts, the business outcome an A/B test of a challenger compares. A
+bad value stops the server at start, loudly, rather than running a scenario without it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ LATENCY_SIGMA = 0.5
 
 
 class FaultConfigError(ValueError):
-    """A FAULT_* variable that cannot be used; the message names it."""
+    """A FAULT_* or OUTCOME_RATE variable that cannot be used; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class Faults:
     - `latency_ms`: mean added latency, lognormal (FAULT_LATENCY_MS, >= 0);
     - `prediction_shift`: added to every logit (FAULT_PREDICTION_SHIFT, any float);
     - `crash_after_s`: exit non-zero this long after start (FAULT_CRASH=1, FAULT_CRASH_AFTER_S,
-      default 1), or None.
+      default 1), or None;
+    - `outcome_rate`: share of answered predictions that convert (OUTCOME_RATE, 0..1).
     """
 
     error_rate: float = 0.0
@@ -39,6 +41,7 @@ class Faults:
     latency_ms: float = 0.0
     prediction_shift: float = 0.0
     crash_after_s: float | None = None
+    outcome_rate: float = 0.0
 
     def added_latency_s(self, rng: random.Random) -> float:
         """One draw of the added latency in seconds, with mean `latency_ms` (0 if none)."""
@@ -50,6 +53,10 @@ class Faults:
     def fails(self, rng: random.Random) -> bool:
         """Whether this request gets an injected 500, each request on its own (no bursts)."""
         return self.error_rate > 0.0 and rng.random() < self.error_rate
+
+    def converts(self, rng: random.Random) -> bool:
+        """Whether an answered prediction converts, each on its own."""
+        return self.outcome_rate > 0.0 and rng.random() < self.outcome_rate
 
 
 class Failures:
@@ -95,7 +102,7 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
 
 
 def from_env(env: Mapping[str, str]) -> Faults:
-    """Parses the FAULT_* variables.
+    """Parses the FAULT_* variables and OUTCOME_RATE.
 
     >>> from_env({"FAULT_ERROR_RATE": "0.3"}).error_rate
     0.3
@@ -116,4 +123,5 @@ def from_env(env: Mapping[str, str]) -> Faults:
         latency_ms=_number(env, "FAULT_LATENCY_MS", 0.0, 0.0, 600_000.0),
         prediction_shift=_number(env, "FAULT_PREDICTION_SHIFT", 0.0, -100.0, 100.0),
         crash_after_s=crash_after,
+        outcome_rate=_number(env, "OUTCOME_RATE", 0.0, 0.0, 1.0),
     )

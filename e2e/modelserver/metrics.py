@@ -1,8 +1,10 @@
 """The `generic` preset's metric families, as the operator's queries expect them (names exact).
 
 No per-pod labels: Prometheus adds namespace, pod, modeldeployment, track and revision from
-file-based service discovery. Each server owns its registry, so tests can run several in one
-process.
+file-based service discovery, to `model_outcomes_total` as to `model_requests_total`, so a
+conversion rate per pod or track is `sum by (track) (rate(model_outcomes_total{outcome="converted"}[w]))
+/ sum by (track) (rate(model_requests_total{code="200"}[w]))`. Each server owns its registry, so
+tests can run several in one process.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ WATCHED_FEATURES = dataset.FEATURE_NAMES[:4]
 
 
 class ServerMetrics:
-    """The four families plus process metrics (RSS, CPU) in a registry of their own."""
+    """The four families, the outcome counter and process metrics (RSS, CPU) in a registry of
+    their own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -49,6 +52,12 @@ class ServerMetrics:
             ["feature"], buckets=FEATURE_BUCKETS, registry=self.registry,
         )
         self._feature_children = [self.feature.labels(feature=name) for name in WATCHED_FEATURES]
+        self.outcomes = Counter(
+            "model_outcomes", "Answered predictions that led to an outcome (converted: OUTCOME_RATE of them).",
+            ["outcome"], registry=self.registry,
+        )
+        # Created now so the series exists at 0 before the first conversion (or with no OUTCOME_RATE).
+        self.converted = self.outcomes.labels(outcome="converted")
 
     def observe_rows(self, z_rows: list[list[float]], scores: list[float]) -> None:
         """Records the standardised inputs and output scores of predicted rows."""

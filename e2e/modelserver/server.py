@@ -129,7 +129,8 @@ async def _answer(request: web.Request, state: State) -> web.Response:
 
 
 async def predict(request: web.Request) -> web.Response:
-    """POST /v1/predict: scores rows; every answer is counted and timed."""
+    """POST /v1/predict: scores rows; every answer is counted and timed, and each 200 converts
+    with probability OUTCOME_RATE."""
     state = request.app[STATE_KEY]
     started = time.perf_counter()
     try:
@@ -138,6 +139,8 @@ async def predict(request: web.Request) -> web.Response:
         log.exception("prediction failed")
         response = web.json_response({"error": "internal error"}, status=500)
     state.metrics.requests.labels(code=str(response.status)).inc()
+    if response.status == 200 and state.faults.converts(state.rng):
+        state.metrics.converted.inc()
     state.metrics.duration.observe(time.perf_counter() - started)
     return response
 

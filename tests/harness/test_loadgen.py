@@ -2,7 +2,9 @@
 against real model server processes, then the whole CLI against a small fake API server.
 
 The routing must say what a Gateway or Istio would do with the routes the operator writes:
-weights, weight 0, mirrors, VirtualService host forms, and the fallbacks when no route exists.
+weights, weight 0, mirrors, VirtualService host forms, header and cookie matches, and the
+fallbacks when no route exists; the headers annotation must put the asked share of requests
+into the matching rule.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.loadgen import endpoints, routing
 from e2e.loadgen.metrics import LoadgenMetrics
-from e2e.loadgen.routing import Pod, Snapshot
+from e2e.loadgen.routing import HeaderShare, Pod, Rule, Snapshot
 from e2e.loadgen.sender import Sender, Window, summary
 from e2e.modelserver import dataset, process
 
@@ -43,8 +47,11 @@ def svc(name: str, selector: dict[str, str] | None, ns: str = NS, **meta: Any) -
     return obj(name, {"selector": selector} if selector is not None else {}, ns, **meta)
 
 
-def mdep(name: str = "scorer", ns: str = NS, rps: str = "10") -> dict[str, Any]:
-    return obj(name, {}, ns, annotations={routing.RPS_ANNOTATION: rps})
+def mdep(name: str = "scorer", ns: str = NS, rps: str = "10", headers: str | None = None) -> dict[str, Any]:
+    annotations = {routing.RPS_ANNOTATION: rps}
+    if headers is not None:
+        annotations[routing.HEADERS_ANNOTATION] = headers
+    return obj(name, {}, ns, annotations=annotations)
 
 
 def pod(name: str, track: str, port: int, ready: bool = True, ns: str = NS, app: str = "scorer") -> Pod:
@@ -74,12 +81,32 @@ def httproute(name: str, refs: list[dict[str, Any]], filters: list[dict[str, Any
     return obj(name, {"parentRefs": parents or [{"name": "inference-gateway"}], "rules": [rule]}, ns)
 
 
+def httproute_rules(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return obj(name, {"parentRefs": [{"name": "inference-gateway"}], "rules": rules})
+
+
+def header(name: str, value: str, kind: str | None = None) -> dict[str, str]:
+    """An HTTPRoute header match; no kind: the default (Exact)."""
+    return {"name": name, "value": value, **({"type": kind} if kind else {})}
+
+
+def when(*headers: dict[str, str]) -> list[dict[str, Any]]:
+    """HTTPRoute `matches` with one match of all these headers."""
+    return [{"headers": list(headers)}]
+
+
 def mirror_filter(name: str, **share: Any) -> dict[str, Any]:
     return {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": name, "port": 80}, **share}}
 
 
-def virtualservice(name: str, http: dict[str, Any], hosts: list[str] | None = None) -> dict[str, Any]:
-    return obj(name, {"hosts": hosts or [name], "http": [http]})
+def virtualservice(name: str, http: dict[str, Any] | list[dict[str, Any]],
+                   hosts: list[str] | None = None) -> dict[str, Any]:
+    return obj(name, {"hosts": hosts or [name], "http": http if isinstance(http, list) else [http]})
+
+
+def to(host: str) -> list[dict[str, Any]]:
+    """A VirtualService entry's `route`: everything to one host."""
+    return [{"destination": {"host": host}}]
 
 
 def route_of(snapshot: Snapshot, pods: list[Pod] = PODS, name: str = "scorer") -> routing.Route:
@@ -87,11 +114,20 @@ def route_of(snapshot: Snapshot, pods: list[Pod] = PODS, name: str = "scorer") -
 
 
 def shape(route: routing.Route) -> tuple[list[tuple[str, int, list[str]]], list[tuple[str, float]]]:
-    """(backend name, weight, pod names) and (mirror name, percent): what the tables compare."""
+    """(backend name, weight, pod names) and (mirror name, percent) of a route's only rule, which
+    must take every request: what the tables compare."""
+    (rule,) = route.rules
+    assert rule.when == ()
     return (
-        [(b.name, b.weight, [p.name for p in b.pods]) for b in route.backends],
-        [(m.backend.name, m.percent) for m in route.mirrors],
+        [(b.name, b.weight, [p.name for p in b.pods]) for b in rule.backends],
+        [(m.backend.name, m.percent) for m in rule.mirrors],
     )
+
+
+def destination(route: routing.Route, headers: dict[str, str]) -> list[str] | None:
+    """The backends of the rule a request with these headers goes to; None: no rule (404)."""
+    rule = routing.matching_rule(route, headers)
+    return None if rule is None else [b.name for b in rule.backends]
 
 
 def refs(**weights: int) -> list[dict[str, Any]]:
@@ -229,6 +265,12 @@ ROUTE_CASES: list[tuple[str, Snapshot, str, Any]] = [
         ([("scorer", 1, [*STABLE_PODS, "scorer-canary-1", "scorer-shadow-1"])], []),
     ),
     (
+        "HTTPRoute without rules: one rule for every request, with no backend",
+        Snapshot([mdep()], TRACK_SERVICES, [httproute_rules("scorer", [])]),
+        "HTTPRoute/scorer",
+        ([], []),
+    ),
+    (
         "no route: the Service named like the target",
         Snapshot([mdep()], [svc("scorer", {"modelrollout.io/track": "stable"})]),
         "Service/scorer",
@@ -259,7 +301,7 @@ def test_route(case: str, snapshot: Snapshot, via: str, expected: Any) -> None:
 def test_no_ready_pods_anywhere() -> None:
     route = route_of(Snapshot([mdep()]), pods=[pod("scorer-1", "stable", 9001, ready=False)])
     assert shape(route) == ([(routing.PODS_BACKEND, 1, [])], [])
-    assert routing.pick(route, random.Random(1)) == (routing.PODS_BACKEND, None)
+    assert routing.pick(route.rules[0], random.Random(1)) == (routing.PODS_BACKEND, None)
 
 
 # ---- per-request draws ----------------------------------------------------------------------
@@ -268,8 +310,9 @@ def test_no_ready_pods_anywhere() -> None:
 def draws(route: routing.Route, n: int = 4000) -> dict[str, int]:
     rng = random.Random(11)
     counts: dict[str, int] = {}
+    (rule,) = route.rules
     for _ in range(n):
-        backend, chosen = routing.pick(route, rng)
+        backend, chosen = routing.pick(rule, rng)
         key = f"{backend}:{chosen.name if chosen else None}"
         counts[key] = counts.get(key, 0) + 1
     return counts
@@ -303,14 +346,14 @@ def test_a_backend_without_ready_pods_is_named_but_has_no_pod() -> None:
 def test_mirror_share() -> None:
     snapshot = Snapshot([mdep()], TRACK_SERVICES, [httproute(
         "scorer", [{"name": "scorer-stable"}], [mirror_filter("scorer-shadow", percent=30)])])
-    route = route_of(snapshot)
+    (rule,) = route_of(snapshot).rules
     rng = random.Random(3)
-    copies = [routing.mirrored(route, rng) for _ in range(4000)]
+    copies = [routing.mirrored(rule, rng) for _ in range(4000)]
     assert abs(sum(map(len, copies)) - 1200) < 5 * math.sqrt(4000 * 0.21)
     assert {c for cs in copies for c in cs} == {("scorer-shadow", PODS[4])}
     empty = Snapshot([mdep()], TRACK_SERVICES, [httproute(
         "scorer", [{"name": "scorer-stable"}], [mirror_filter("nowhere")])])
-    assert routing.mirrored(route_of(empty), rng) == []
+    assert routing.mirrored(route_of(empty).rules[0], rng) == []
 
 
 @pytest.mark.parametrize(
@@ -320,6 +363,216 @@ def test_mirror_share() -> None:
 )
 def test_mirror_percent(spec: dict[str, Any], percent: float) -> None:
     assert routing.mirror_percent(spec) == percent
+
+
+# ---- headers: the annotation, the draws and the rules that match them -----------------------
+
+
+@pytest.mark.parametrize(
+    ("annotation", "shares", "problems"),
+    [
+        ("x-cohort=b@30", [HeaderShare("x-cohort", "b", 30.0)], []),
+        ("x-cohort=b", [HeaderShare("x-cohort", "b", 100.0)], []),
+        (" x-cohort = b @ 30 , x-beta=yes@10, ",
+         [HeaderShare("x-cohort", "b", 30.0), HeaderShare("x-beta", "yes", 10.0)], []),
+        ("cookie:cohort=b@30", [HeaderShare("cohort", "b", 30.0, cookie=True)], []),
+        ("Cookie:cohort=b@12.5%,cookie:theme=dark",
+         [HeaderShare("cohort", "b", 12.5, cookie=True), HeaderShare("theme", "dark", 100.0, cookie=True)], []),
+        ("x-user=a@b.example@5", [HeaderShare("x-user", "a@b.example", 5.0)], []),  # the last @ gives the share
+        ("x-cohort=a@30,X-Cohort=b@70", [HeaderShare("x-cohort", "a", 30.0), HeaderShare("X-Cohort", "b", 70.0)], []),
+        ("", [], []),
+        ("x-cohort", [], ["expected NAME=VALUE"]),
+        ("x-cohort=b@lots", [], ["'lots' after @ is not a percentage"]),
+        ("x-cohort=b@130", [], ["not within 0..100"]),
+        ("x-cohort=b@-1", [], ["not within 0..100"]),
+        ("x-cohort=b@nan", [], ["not within 0..100"]),
+        ("x-user=a@b.example", [], ["not a percentage"]),
+        ("x cohort=b", [], ["'x cohort' is not a header name"]),
+        ("x-cohort=", [], ["'' is not a header value"]),
+        ("cookie:cohort=b c", [], ["'b c' is not a cookie value"]),
+        ("cookie=cohort=b", [], ["cookie:NAME=VALUE"]),
+        ("Content-Type=text/plain", [], ["set by the load generator"]),
+        ("x-cohort=a@70,x-cohort=b@40", [HeaderShare("x-cohort", "a", 70.0)], ["add up to 110 %"]),
+        ("x-cohort=b@30,broken,x-beta=yes,cookie:=1",
+         [HeaderShare("x-cohort", "b", 30.0), HeaderShare("x-beta", "yes", 100.0)], ["'broken'", "'cookie:=1'"]),
+    ],
+)
+def test_header_shares(annotation: str, shares: list[HeaderShare], problems: list[str]) -> None:
+    parsed, reported = routing.header_shares(annotation)
+    assert list(parsed) == shares
+    assert len(reported) == len(problems), reported
+    for expected, got in zip(problems, reported, strict=True):
+        assert expected in got
+
+
+def test_table_takes_the_headers_of_the_object_that_gave_the_rps_and_reports_what_it_left_out() -> None:
+    snapshot = Snapshot([mdep(headers="x-cohort=b@30,oops")],
+                        [svc("scorer", {}, annotations={**RPS, routing.HEADERS_ANNOTATION: "x-other=1"})])
+    route = route_of(snapshot)
+    assert route.headers == (HeaderShare("x-cohort", "b", 30.0),)
+    assert route.problems == (f"{routing.HEADERS_ANNOTATION} 'oops': expected NAME=VALUE or cookie:NAME=VALUE",)
+    assert route_of(Snapshot([mdep()])).headers == ()
+
+
+def share(items: list[Any], holds: Callable[[Any], bool]) -> float:
+    return sum(1 for i in items if holds(i)) / len(items)
+
+
+def binomial_bound(p: float, n: int) -> float:
+    """Five standard deviations of a share p estimated from n draws."""
+    return 5 * math.sqrt(p * (1 - p) / n)
+
+
+def test_request_headers_draw_each_name_on_its_own_and_join_the_cookies() -> None:
+    shares, problems = routing.header_shares(
+        "x-cohort=b@30,x-variant=a@20,x-variant=b@50,cookie:session=s1@50,cookie:theme=dark")
+    assert problems == ()
+    route = routing.Route(NS, "t", 1.0, "test", headers=shares)
+    rng = random.Random(4)
+    n = 10000
+    drawn = [routing.request_headers(route, rng) for _ in range(n)]
+    expected = [
+        (lambda h: h.get("x-cohort") == "b", 0.30),
+        (lambda h: h.get("x-variant") == "a", 0.20),
+        (lambda h: h.get("x-variant") == "b", 0.50),  # one draw per name: a and b never together
+        (lambda h: "x-variant" not in h, 0.30),
+        (lambda h: h["Cookie"] == "session=s1; theme=dark", 0.50),
+        (lambda h: h.get("x-cohort") == "b" and "session" in h["Cookie"], 0.15),  # independent draws
+    ]
+    for holds, p in expected:
+        assert abs(share(drawn, holds) - p) < binomial_bound(p, n)
+    assert {h["Cookie"] for h in drawn} == {"session=s1; theme=dark", "theme=dark"}
+    assert routing.request_headers(routing.Route(NS, "t", 1.0, "test"), rng) == {}
+
+
+def test_a_header_rule_takes_only_matching_requests_to_the_challenger() -> None:
+    route = route_of(Snapshot([mdep(headers="x-cohort=b@30")], TRACK_SERVICES, [httproute_rules("scorer", [
+        {"backendRefs": refs(stable=1)},  # listed first, yet tried after the rule with a header match
+        {"matches": when(header("x-cohort", "b")), "backendRefs": refs(canary=1)},
+    ])]))
+    assert destination(route, {"x-cohort": "b"}) == ["scorer-canary"]
+    assert destination(route, {"X-COHORT": "b"}) == ["scorer-canary"]  # names in any case
+    assert destination(route, {"x-cohort": "B"}) == ["scorer-stable"]  # values exactly
+    assert destination(route, {"x-cohort": "bb"}) == ["scorer-stable"]
+    assert destination(route, {}) == ["scorer-stable"]
+
+    rng = random.Random(8)
+    n = 4000
+    sent = []
+    for _ in range(n):
+        headers = routing.request_headers(route, rng)
+        rule = routing.matching_rule(route, headers)
+        assert rule is not None
+        sent.append((headers, routing.pick(rule, rng)[0]))
+    assert all((backend == "scorer-canary") == (headers.get("x-cohort") == "b") for headers, backend in sent)
+    assert abs(share(sent, lambda s: s[1] == "scorer-canary") - 0.30) < binomial_bound(0.30, n)
+
+
+#: Cookie `cohort=b` among any others; a RegularExpression match covers the whole header value.
+COHORT_B_COOKIE = r"(.*;\s*)?cohort=b(;.*)?"
+
+
+@pytest.mark.parametrize(
+    ("cookie", "challenger"),
+    [("cohort=b", True), ("theme=dark; cohort=b", True), ("cohort=b; theme=dark", True),
+     ("theme=dark;cohort=b;x=1", True), ("cohort=bb", False), ("xcohort=b", False),
+     ("theme=cohort=b", False), ("cohort=a", False), (None, False)],
+)
+def test_a_cookie_is_matched_by_a_regular_expression_on_the_cookie_header(cookie: str | None,
+                                                                          challenger: bool) -> None:
+    route = route_of(Snapshot([mdep()], TRACK_SERVICES, [httproute_rules("scorer", [
+        {"matches": when(header("Cookie", COHORT_B_COOKIE, "RegularExpression")), "backendRefs": refs(canary=1)},
+        {"backendRefs": refs(stable=1)},
+    ])]))
+    headers = {} if cookie is None else {"Cookie": cookie}
+    assert destination(route, headers) == (["scorer-canary"] if challenger else ["scorer-stable"])
+
+
+def test_a_drawn_cookie_reaches_the_rule_that_matches_it() -> None:
+    route = route_of(Snapshot([mdep(headers="cookie:theme=dark,cookie:cohort=b@30")], TRACK_SERVICES, [
+        httproute_rules("scorer", [
+            {"matches": when(header("cookie", COHORT_B_COOKIE, "RegularExpression")), "backendRefs": refs(canary=1)},
+            {"backendRefs": refs(stable=1)},
+        ])]))
+    rng = random.Random(6)
+    n = 4000
+    chosen = [destination(route, routing.request_headers(route, rng)) for _ in range(n)]
+    assert abs(share(chosen, lambda d: d == ["scorer-canary"]) - 0.30) < binomial_bound(0.30, n)
+
+
+def test_the_first_matching_rule_wins() -> None:
+    route = route_of(Snapshot([mdep()], TRACK_SERVICES, [httproute_rules("scorer", [
+        {"backendRefs": refs(stable=1)},
+        {"matches": when(header("x-cohort", "b")), "backendRefs": refs(canary=1)},
+        # two header conditions: tried before the one-condition rules, wherever it is listed
+        {"matches": when(header("x-cohort", "b"), header("x-beta", "yes")), "backendRefs": refs(shadow=1)},
+        {"matches": when(header("x-cohort", "b")), "backendRefs": refs(stable=1)},  # shadowed by rule 1
+        # any of a rule's matches: x-beta alone, or x-cohort c
+        {"matches": [*when(header("x-beta", "yes")), *when(header("x-cohort", "c"))], "backendRefs": refs(shadow=1)},
+    ])]))
+    assert destination(route, {"x-cohort": "b", "x-beta": "yes"}) == ["scorer-shadow"]
+    assert destination(route, {"x-cohort": "b"}) == ["scorer-canary"]
+    assert destination(route, {"x-beta": "yes"}) == ["scorer-shadow"]
+    assert destination(route, {"x-cohort": "c"}) == ["scorer-shadow"]
+    assert destination(route, {"x-cohort": "a"}) == ["scorer-stable"]
+    assert [len(r.when) for r in route.rules] == [2, 1, 1, 1, 1, 0]
+
+    vs = route_of(Snapshot([mdep()], TRACK_SERVICES, [], [virtualservice("scorer", [
+        {"match": [{"headers": {"x-cohort": {"exact": "b"}}}], "route": to("scorer-canary")},
+        {"route": to("scorer-stable")},
+        # Istio keeps the listed order: nothing gets past the entry without a match
+        {"match": [{"headers": {"x-beta": {"exact": "yes"}}}], "route": to("scorer-shadow")},
+    ])]))
+    assert destination(vs, {"x-cohort": "b", "x-beta": "yes"}) == ["scorer-canary"]
+    assert destination(vs, {"x-beta": "yes"}) == ["scorer-stable"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({"x-cohort": "b"}, ["scorer-canary"]), ({"x-tier": "gold-plus"}, ["scorer-canary"]),
+     ({"cookie": "a=1; cohort=b"}, ["scorer-shadow"]), ({"x-tier": "silver"}, ["scorer-stable"]),
+     ({"x-cohort": "a"}, ["scorer-stable"])],
+)
+def test_virtualservice_header_matches(headers: dict[str, str], expected: list[str]) -> None:
+    route = route_of(Snapshot([mdep()], TRACK_SERVICES, [], [virtualservice("scorer", [
+        {"match": [{"headers": {"x-cohort": {"exact": "b"}}}, {"headers": {"x-tier": {"prefix": "gold"}}}],
+         "route": to("scorer-canary")},
+        {"match": [{"headers": {"cookie": {"regex": COHORT_B_COOKIE}}}],
+         "route": to("scorer-shadow")},
+        {"route": to("scorer-stable")},
+    ])]))
+    assert destination(route, headers) == expected
+
+
+def test_a_request_no_rule_takes_goes_nowhere() -> None:
+    only_b = [{"matches": when(header("x-cohort", "b")), "backendRefs": refs(canary=1)}]
+    route = route_of(Snapshot([mdep()], TRACK_SERVICES, [httproute_rules("scorer", only_b)]))
+    assert destination(route, {"x-cohort": "b"}) == ["scorer-canary"]
+    assert destination(route, {"x-cohort": "a"}) is None
+    assert destination(route, {}) is None
+    vs = route_of(Snapshot([mdep()], TRACK_SERVICES, [], [virtualservice("scorer", {
+        "match": [{"headers": {"x-cohort": {"exact": "b"}}}], "route": to("scorer-canary")})]))
+    assert destination(vs, {}) is None
+
+
+def test_unusable_matches_are_left_out_and_reported() -> None:
+    route = route_of(Snapshot([mdep()], TRACK_SERVICES, [httproute_rules("scorer", [
+        # a bad match never makes its rule take everything; the rule's good match still counts
+        {"matches": [*when(header("x-cohort", "(", "RegularExpression")), *when(header("x-cohort", "b"))],
+         "backendRefs": refs(canary=1)},
+        {"matches": when(header("x-cohort", "a", "Prefix")), "backendRefs": refs(shadow=1)},
+    ])]))
+    assert destination(route, {"x-cohort": "b"}) == ["scorer-canary"]
+    assert destination(route, {"x-cohort": "("}) is None
+    assert destination(route, {"x-cohort": "a"}) is None
+    assert len(route.problems) == 2
+    assert "HTTPRoute/scorer rule 0: bad regular expression '('" in route.problems[0]
+    assert "HTTPRoute/scorer rule 1: header match type 'Prefix'" in route.problems[1]
+
+    vs = route_of(Snapshot([mdep()], TRACK_SERVICES, [], [virtualservice("scorer", {
+        "match": [{"headers": {"x-cohort": {"suffix": "b"}}}], "route": to("scorer-canary")})]))
+    assert vs.rules == ()
+    assert vs.problems == ("VirtualService/scorer http[0]: header x-cohort: expected one of exact, prefix or regex",)
 
 
 # ---- the endpoints file ---------------------------------------------------------------------
@@ -390,12 +643,11 @@ async def test_split_and_mirror_reach_real_servers(three_servers: dict[str, proc
     before = {t: served(s.url) for t, s in three_servers.items()}
     backend_pods = {t: (Pod(NS, f"scorer-{t}-1", s.port, {"modelrollout.io/track": t}),)
                     for t, s in three_servers.items()}
-    route = routing.Route(
-        NS, "scorer", 300.0, "HTTPRoute/scorer",
+    route = routing.Route(NS, "scorer", 300.0, "HTTPRoute/scorer", rules=(Rule(
         backends=(routing.Backend("scorer-stable", 90, backend_pods["stable"]),
                   routing.Backend("scorer-canary", 10, backend_pods["canary"])),
         mirrors=(routing.Mirror(routing.Backend("scorer-shadow", 1, backend_pods["shadow"]), 50.0),),
-    )
+    ),))
     metrics = LoadgenMetrics()
 
     def sent(backend: str, code: str = "200") -> float:
@@ -432,8 +684,8 @@ async def test_split_and_mirror_reach_real_servers(three_servers: dict[str, proc
 
 async def test_no_ready_pod_and_a_dead_pod_answer_503(three_servers: dict[str, process.ServerProcess]) -> None:
     dead = Pod(NS, "gone", process.free_port())  # nothing listens there
-    route = routing.Route(NS, "t", 200.0, "test", backends=(
-        routing.Backend("empty", 1, ()), routing.Backend("dead", 1, (dead,))))
+    route = routing.Route(NS, "t", 200.0, "test", rules=(Rule(backends=(
+        routing.Backend("empty", 1, ()), routing.Backend("dead", 1, (dead,)))),))
     metrics = LoadgenMetrics()
 
     def count(backend: str) -> float:
@@ -445,6 +697,87 @@ async def test_no_ready_pod_and_a_dead_pod_answer_503(three_servers: dict[str, p
         sender.update({(NS, "t"): route})
         await poll(lambda: count("empty") >= 20 and count("dead") >= 20, 30, "503s from both backends")
         await sender.close()
+
+
+class Recorder:
+    """A backend over real HTTP that answers 200 and keeps each request's headers."""
+
+    def __init__(self) -> None:
+        self.seen: list[CIMultiDict[str]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.seen.append(request.headers.copy())
+        return web.json_response({"score": 0.5})
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/predict", self.handle)
+        return app
+
+
+def sent_count(metrics: LoadgenMetrics, backend: str, code: str = "200") -> float:
+    labels = {"namespace": NS, "target": "scorer", "backend": backend, "code": code}
+    return metrics.registry.get_sample_value("loadgen_requests_total", labels) or 0.0
+
+
+@pytest.mark.slow
+async def test_the_header_share_reaches_the_server_and_chooses_the_rule() -> None:
+    stable, challenger = Recorder(), Recorder()
+    metrics = LoadgenMetrics()
+    async with TestServer(stable.app()) as stable_srv, TestServer(challenger.app()) as challenger_srv:
+        pods = [pod("scorer-stable-1", "stable", stable_srv.port),
+                pod("scorer-canary-1", "canary", challenger_srv.port)]
+        snapshot = Snapshot(
+            [mdep(rps="800", headers="x-cohort=b@30,cookie:session=s1@50,cookie:theme=dark")], TRACK_SERVICES,
+            [httproute_rules("scorer", [
+                {"backendRefs": refs(stable=1)},
+                {"matches": when(header("x-cohort", "b")), "backendRefs": refs(canary=1)},
+            ])],
+        )
+        async with aiohttp.ClientSession() as session:
+            sender = Sender(session, [b'{"features": [1]}'], metrics, random.Random(13))
+            sender.update(routing.table(snapshot, pods))
+            await poll(lambda: len(stable.seen) + len(challenger.seen) >= 2000, 60, "2000 requests")
+            sender.update({})
+            await poll(lambda: sender.in_flight == 0, 30, "requests in flight")
+            await sender.close()
+
+    everything = stable.seen + challenger.seen
+    n = len(everything)
+    assert abs(len(challenger.seen) / n - 0.30) < 0.04  # n >= 2000: about 4 standard deviations
+    assert all(h.getall("x-cohort") == ["b"] for h in challenger.seen)
+    assert not any("x-cohort" in h for h in stable.seen)
+    # the cookies arrive joined in one Cookie header, the session cookie on about half the requests
+    assert {tuple(h.getall("Cookie")) for h in everything} == {("session=s1; theme=dark",), ("theme=dark",)}
+    with_session = share(everything, lambda h: h["Cookie"].startswith("session=s1"))
+    assert abs(with_session - 0.5) < binomial_bound(0.5, n)
+    assert all(h["Content-Type"] == "application/json" for h in everything)
+    # the loadgen's counters say what the servers saw
+    assert sent_count(metrics, "scorer-canary") == len(challenger.seen)
+    assert sent_count(metrics, "scorer-stable") == len(stable.seen)
+
+
+async def test_requests_no_rule_takes_get_a_404_and_reach_no_backend() -> None:
+    challenger = Recorder()
+    metrics = LoadgenMetrics()
+    async with TestServer(challenger.app()) as srv:
+        snapshot = Snapshot([mdep(rps="300", headers="x-cohort=b@50")], TRACK_SERVICES, [httproute_rules("scorer", [
+            {"matches": when(header("x-cohort", "b")), "backendRefs": refs(canary=1)}])])
+        async with aiohttp.ClientSession() as session:
+            sender = Sender(session, [b'{"features": [1]}'], metrics, random.Random(2))
+            sender.update(routing.table(snapshot, [pod("scorer-canary-1", "canary", srv.port)]))
+            await poll(lambda: min(sent_count(metrics, "", "404"), len(challenger.seen)) >= 50, 30,
+                       "404s and answered requests")
+            route, window = sender.take_window()[(NS, "scorer")]
+            sender.update({})
+            await poll(lambda: sender.in_flight == 0, 30, "requests in flight")
+            await sender.close()
+    assert all(h.get("x-cohort") == "b" for h in challenger.seen)
+    assert sent_count(metrics, "scorer-canary") == len(challenger.seen)
+    assert sent_count(metrics, "scorer-canary", "503") == sent_count(metrics, "", "503") == 0
+    line = summary(route, window, 1.0)
+    assert " 404=" in line and " (none)=" in line, line
 
 
 # ---- the whole CLI against a fake API server ----------------------------------------------
@@ -501,12 +834,13 @@ async def test_cli_routes_survives_the_api_server_and_stops_on_sigterm(
     three_servers: dict[str, process.ServerProcess], tmp_path: Path
 ) -> None:
     api = FakeApiServer({
-        "/apis/modelrollout.io/v1alpha1/modeldeployments": [mdep(rps="100")],
+        "/apis/modelrollout.io/v1alpha1/modeldeployments": [mdep(rps="100", headers="x-cohort=b@20,oops")],
         "/api/v1/services": TRACK_SERVICES,
         "/apis/gateway.networking.k8s.io/v1/httproutes": [],
-        "/apis/networking.istio.io/v1beta1/virtualservices": [virtualservice("scorer", {
-            "route": [{"destination": {"host": "scorer-stable"}, "weight": 80},
-                      {"destination": {"host": "scorer-canary"}, "weight": 20}]})],
+        "/apis/networking.istio.io/v1beta1/virtualservices": [virtualservice("scorer", [
+            {"match": [{"headers": {"x-cohort": {"exact": "b"}}}], "route": to("scorer-canary")},
+            {"route": to("scorer-stable")},
+        ])],
     })
     await api.start()
     endpoints_file = tmp_path / "endpoints.json"
@@ -559,3 +893,5 @@ async def test_cli_routes_survives_the_api_server_and_stops_on_sigterm(
     assert "Traceback" not in output
     assert "API server failed" in output
     assert "ml/scorer via VirtualService/scorer: " in output  # the summary line
+    assert f"ml/scorer: ignored {routing.HEADERS_ANNOTATION} 'oops'" in output
+    assert output.count("'oops'") == 1  # logged when it appears, not every second

@@ -1,7 +1,8 @@
 """The e2e model server, as a real process: answers, faults and metrics.
 
 The operator's judges only see what this server exports, so each fault must move the metric
-it is meant to move, and the counters must match the requests sent exactly.
+it is meant to move, the counters must match the requests sent exactly, and OUTCOME_RATE must
+convert that share of answered predictions.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ def test_sample_rows_look_like_the_data() -> None:
         ({"FAULT_CRASH": "0", "FAULT_CRASH_AFTER_S": "5"}, Faults()),
         ({"FAULT_ERROR_RATE": " "}, Faults()),
         ({"FAULT_ERROR_RATE": "0.05", "FAULT_ERROR_BURST": "3"}, Faults(error_rate=0.05, error_burst=3.0)),
+        ({"OUTCOME_RATE": "0.3"}, Faults(outcome_rate=0.3)),
+        ({"OUTCOME_RATE": "1"}, Faults(outcome_rate=1.0)),
     ],
 )
 def test_faults_from_env(env: dict[str, str], expected: Faults) -> None:
@@ -126,7 +129,8 @@ def test_faults_from_env(env: dict[str, str], expected: Faults) -> None:
 @pytest.mark.parametrize(
     "env",
     [{"FAULT_ERROR_RATE": "1.5"}, {"FAULT_ERROR_RATE": "lots"}, {"FAULT_LATENCY_MS": "-1"},
-     {"FAULT_CRASH": "yes"}, {"FAULT_PREDICTION_SHIFT": "nan"}, {"FAULT_ERROR_BURST": "0.5"}],
+     {"FAULT_CRASH": "yes"}, {"FAULT_PREDICTION_SHIFT": "nan"}, {"FAULT_ERROR_BURST": "0.5"},
+     {"OUTCOME_RATE": "1.5"}, {"OUTCOME_RATE": "-0.1"}, {"OUTCOME_RATE": "often"}, {"OUTCOME_RATE": "nan"}],
 )
 def test_bad_fault_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(faults.FaultConfigError, match=next(iter(env))):
@@ -296,6 +300,16 @@ def test_refuses_bad_arguments(args: list[str], env: dict[str, str]) -> None:
     assert wait_exit(proc) == 2
 
 
+@pytest.mark.parametrize("rate", ["2", "-0.5", "often"])
+def test_a_bad_outcome_rate_stops_the_server_with_a_message(rate: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "e2e.modelserver", "--port", str(process.free_port())], cwd=process.ROOT,
+        env=process.child_env({"OUTCOME_RATE": rate}), capture_output=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert f"OUTCOME_RATE={rate!r}" in done.stderr.decode()
+
+
 def test_sample_command_prints_bodies() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "e2e.modelserver", "--sample", "3", "--seed", "1"], cwd=process.ROOT,
@@ -349,3 +363,46 @@ def test_errors_in_bursts_keep_the_rate_and_come_in_runs_of_about_the_burst(burs
     mean = sum(blocks) / len(blocks)
     variance = sum((b - mean) ** 2 for b in blocks) / len(blocks)
     assert 0.7 * burst < variance / (200 * 0.05 * 0.95) < 1.3 * burst + 0.2
+
+
+# ---- the outcome counter ------------------------------------------------------------------
+
+CONVERTED = ("model_outcomes_total", (("outcome", "converted"),))
+
+
+def test_outcomes_are_exported_at_zero_without_an_outcome_rate(start_server: StartServer,
+                                                                bodies: list[bytes]) -> None:
+    srv = start_server({})
+    assert scrape(srv.url)[CONVERTED] == 0  # the series exists before any request
+    with httpx.Client() as client:
+        for body in bodies[:50]:
+            assert client.post(f"{srv.url}/v1/predict", content=body).status_code == 200
+    m = scrape(srv.url)
+    assert m[("model_requests_total", (("code", "200"),))] == 50
+    assert m[CONVERTED] == 0
+
+
+def test_outcome_rate_converts_that_share_of_answered_requests(start_server: StartServer,
+                                                              bodies: list[bytes]) -> None:
+    srv = start_server({"OUTCOME_RATE": "0.3"})
+    rows = [json.loads(b)["features"] for b in bodies]
+    n = 600
+    with httpx.Client() as client:
+        for i in range(n):
+            if i % 4:
+                answer = client.post(f"{srv.url}/v1/predict", content=bodies[i % len(bodies)])
+            else:  # a batch of 5 rows is one request: it converts once at most
+                answer = client.post(f"{srv.url}/v1/predict", json={"instances": rows[i % 190: i % 190 + 5]})
+            assert answer.status_code == 200
+    converted = scrape(srv.url)[CONVERTED]
+    assert abs(converted - n * 0.3) <= 5 * math.sqrt(n * 0.3 * 0.7)  # binomial, 5 sigma
+
+
+def test_only_answered_predictions_convert(start_server: StartServer, bodies: list[bytes]) -> None:
+    srv = start_server({"OUTCOME_RATE": "1", "FAULT_ERROR_RATE": "0.5"})
+    with httpx.Client() as client:
+        codes = [client.post(f"{srv.url}/v1/predict", content=bodies[i]).status_code for i in range(100)]
+        codes += [client.post(f"{srv.url}/v1/predict", content=b"{").status_code for _ in range(10)]
+    assert codes.count(200) > 0 and codes.count(500) > 0 and codes.count(400) == 10
+    m = scrape(srv.url)
+    assert m[CONVERTED] == codes.count(200) == m[("model_requests_total", (("code", "200"),))]
