@@ -108,7 +108,7 @@ def test_defaults_and_enums(schema: dict[str, Any]) -> None:
         "type": "integer", "default": 0, "minimum": 0, "maximum": 4096, "description": "",
     }
     assert spec["traffic"]["properties"]["provider"]["enum"] == ["GatewayAPI", "Istio", "ReplicaRatio"]
-    assert spec["strategy"]["properties"]["type"]["enum"] == ["Canary", "BlueGreen", "Shadow"]
+    assert spec["strategy"]["properties"]["type"]["enum"] == ["Canary", "BlueGreen", "Shadow", "ABTest"]
     assert spec["analysis"]["properties"]["preset"]["enum"] == ["generic", "vllm", "triton", "kserve"]
     assert spec["analysis"]["properties"]["alpha"] | {"description": ""} == {
         "type": "number", "default": 0.01, "minimum": 0, "exclusiveMinimum": True, "maximum": 0.5, "description": "",

@@ -11,6 +11,8 @@ from modelrollout.api import analyses, resources, routing, spec, strategies
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+VALID = [path for path in sorted((ROOT / "tests" / "api" / "valid").glob("*.yaml")) if path.stem != "status"]
+"""ModelDeployments of the valid corpus (status.yaml is a status, read by test_status.py)."""
 
 MINIMAL: dict[str, Any] = {
     "apiVersion": "modelrollout.io/v1alpha1",
@@ -57,6 +59,9 @@ def test_section_defaults() -> None:
     assert (blue_green.auto_promote, blue_green.scale_down_delay, blue_green.preview_replicas) == (True, "30s", None)
     shadow = strategies.Shadow(duration="5m")
     assert (shadow.mirror_percent, shadow.then) == (100, strategies.Handover.CANARY)
+    ab_test = strategies.ABTest.model_validate({"match": [{"headers": {"x-cohort": "b"}}], "duration": "30m",
+                                                "goal": "conversion"})
+    assert (ab_test.minimum_effect, ab_test.on_win, ab_test.replicas) == (0.02, strategies.OnWin.PROMOTE, None)
     pool = spec.GpuPool(node_selector={"pool": "a100"})
     assert (pool.resource, pool.max_extra_gpus) == ("nvidia.com/gpu", 0)
     smoke = spec.SmokeTest(path="/v1/predict")
@@ -124,6 +129,36 @@ def test_gpu_arithmetic() -> None:
     assert md.spec.gpus_per_pod() == 3
     assert md.spec.shadow_replicas() == 2  # ceil(5 * 30 / 100)
     assert md.spec.preview_replicas() == 5
+    assert md.spec.ab_test_replicas() == 0  # no A/B test
+
+
+def test_ab_test_replicas_default_to_replicas() -> None:
+    ab_test = {"match": [{"cookie": {"name": "cohort", "value": "b"}}], "duration": "5m", "goal": "conversion"}
+    metrics = [{"name": "conversion", "compare": {"direction": "higher-is-better"}}]
+    body = _with(
+        replicas=3,
+        strategy={"type": "ABTest", "abTest": ab_test},
+        traffic={"provider": "Istio", "istio": {"hosts": ["m"]}},
+        analysis={"metrics": metrics},
+    )
+    assert resources.ModelDeployment.model_validate(body).spec.ab_test_replicas() == 3
+    body["spec"]["strategy"]["abTest"]["replicas"] = 1
+    assert resources.ModelDeployment.model_validate(body).spec.ab_test_replicas() == 1
+
+
+@pytest.mark.parametrize("name", ["x cohort", "x:cohort", "", "x" * 257])
+def test_a_header_name_is_a_token(name: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match="a header name is an HTTP token"):
+        strategies.CohortMatch.model_validate({"headers": {name: "b"}})
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_the_valid_corpus_parses_and_round_trips(path: pathlib.Path) -> None:
+    body = yaml.safe_load(path.read_text())
+    md = resources.ModelDeployment.model_validate(body)
+    assert md.metadata.name == path.stem
+    assert resources.ModelDeployment.model_validate(md.body()) == md
+    assert md.spec.model_dump(mode="json", exclude_unset=True) == body["spec"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -147,7 +182,7 @@ def test_every_strategy_and_provider_has_an_example() -> None:
     names = {path.stem for path in EXAMPLES}
     assert names >= {
         "canary-gateway-api", "canary-istio", "canary-replica-ratio", "blue-green", "shadow",
-        "canary-manual", "canary-gpu-no-surge",
+        "canary-manual", "canary-gpu-no-surge", "ab-test",
     }
     parsed = [resources.ModelDeployment.model_validate(yaml.safe_load(p.read_text())).spec for p in EXAMPLES]
     assert {s.strategy.type for s in parsed} == set(strategies.StrategyType)

@@ -2,9 +2,10 @@
 
 The sections live in their own modules (`pods`, `routing`, `strategies`, `analyses`); this one
 holds the small ones and the spec itself, whose rules need more than one section: a shadow needs
-a provider that can mirror, the Service's named port must exist in the template, analyses need
-an analysis section and must outlast one interval, and the GPU budget must cover what the
-strategy runs beside the stable pods.
+a provider that can mirror and an A/B test one that can route by header, the Service's named port
+must exist in the template, analyses need an analysis section and must outlast one interval, an
+A/B test's goal must be a higher-is-better metric of the analysis, and the GPU budget must cover
+what the strategy runs beside the stable pods.
 
 A change of `model` or `template` is a new revision and starts a rollout; everything else
 (replicas, analysis settings, ...) applies in place.
@@ -65,7 +66,7 @@ class GpuPool(wire.Object):
     max_extra_gpus: int = pydantic.Field(default=0, ge=0, le=4096, alias="maxExtraGPUs")
     """Accelerators a rollout may use beyond the stable pods'. 0 (the default): new pods replace
     old ones step by step (dynamic stable scale), so a canary needs no spare accelerator.
-    Blue-green and shadow run the new revision beside the old one and need enough for it."""
+    Blue-green, shadow and A/B test run the new revision beside the old one and need enough for it."""
 
     tolerations: list[Toleration] | None = pydantic.Field(default=None, max_length=16)
     """Tolerations added to the pods, e.g. for the pool's taint."""
@@ -130,6 +131,14 @@ _MIRRORS = wire.Rule(
     message="strategy Shadow mirrors requests, which provider ReplicaRatio cannot do: use GatewayAPI or Istio",
     field_path=".traffic.provider",
 )
+_COHORT_ROUTED = wire.Rule(
+    cel="self.strategy.type != 'ABTest' || self.traffic.provider != 'ReplicaRatio'",
+    message=(
+        "strategy ABTest routes a cohort by header or cookie, which provider ReplicaRatio cannot do: "
+        "use GatewayAPI or Istio"
+    ),
+    field_path=".traffic.provider",
+)
 _PORT_EXISTS = wire.Rule(
     cel=(
         "type(self.traffic.targetPort) != string || self.template.spec.containers.exists(c, "
@@ -160,6 +169,30 @@ _SHADOW_NEEDS_ANALYSIS = wire.Rule(
     field_path=".analysis",
     reason=wire.Reason.REQUIRED,
 )
+_AB_TEST_NEEDS_ANALYSIS = wire.Rule(
+    cel="self.strategy.type != 'ABTest' || has(self.analysis)",
+    message="strategy ABTest judges the challenger on its goal and needs the analysis section",
+    field_path=".analysis",
+    reason=wire.Reason.REQUIRED,
+)
+_GOAL_IS_A_METRIC = wire.Rule(
+    cel=(
+        "!has(self.strategy.abTest) || !has(self.analysis) || (has(self.analysis.metrics) && "
+        "self.analysis.metrics.exists(m, m.name == self.strategy.abTest.goal))"
+    ),
+    message="abTest.goal must name a metric of analysis.metrics",
+    message_expression="'abTest.goal ' + self.strategy.abTest.goal + ' names no metric of analysis.metrics'",
+    field_path=".strategy.abTest.goal",
+)
+_GOAL_HIGHER_IS_BETTER = wire.Rule(
+    cel=(
+        "!has(self.strategy.abTest) || !has(self.analysis) || !has(self.analysis.metrics) || "
+        "self.analysis.metrics.all(m, m.name != self.strategy.abTest.goal || "
+        "(has(m.compare) && has(m.compare.direction) && m.compare.direction == 'higher-is-better'))"
+    ),
+    message="the goal metric must have compare with direction higher-is-better: the challenger wins by raising it",
+    field_path=".strategy.abTest.goal",
+)
 _ANALYZE_OUTLASTS_INTERVAL = wire.Rule(
     cel=(
         "!has(self.analysis) || !has(self.strategy.canary) || self.strategy.canary.steps.all(s, "
@@ -175,6 +208,14 @@ _SHADOW_OUTLASTS_INTERVAL = wire.Rule(
     ),
     message="shadow.duration must last at least one analysis.interval",
     field_path=".strategy.shadow.duration",
+)
+_AB_TEST_OUTLASTS_INTERVAL = wire.Rule(
+    cel=(
+        "!has(self.analysis) || !has(self.strategy.abTest) || "
+        "duration(self.strategy.abTest.duration) >= duration(self.analysis.interval)"
+    ),
+    message="abTest.duration must last at least one analysis.interval",
+    field_path=".strategy.abTest.duration",
 )
 _GPU_ASKED = wire.Rule(
     cel=(
@@ -221,6 +262,18 @@ _SHADOW_FITS = wire.Rule(
     ),
     field_path=".gpuPool.maxExtraGPUs",
 )
+_AB_TEST_FITS = wire.Rule(
+    cel=(
+        "!has(self.gpuPool) || !has(self.strategy.abTest) || "
+        "self.gpuPool.maxExtraGPUs >= " + _GPU_PER_POD + " * (has(self.strategy.abTest.replicas) ? "
+        "self.strategy.abTest.replicas : self.replicas)"
+    ),
+    message=(
+        "an A/B test runs the challenger beside the stable pods: maxExtraGPUs must cover abTest.replicas "
+        "(default replicas) times the GPUs of one pod"
+    ),
+    field_path=".gpuPool.maxExtraGPUs",
+)
 _PREVIEW_AT_MOST_REPLICAS = wire.Rule(
     cel=(
         "!has(self.strategy.blueGreen) || !has(self.strategy.blueGreen.previewReplicas) || "
@@ -237,6 +290,14 @@ _SHADOW_AT_MOST_REPLICAS = wire.Rule(
     message="shadow.replicas must not exceed replicas",
     field_path=".strategy.shadow.replicas",
 )
+_AB_TEST_AT_MOST_REPLICAS = wire.Rule(
+    cel=(
+        "!has(self.strategy.abTest) || !has(self.strategy.abTest.replicas) || "
+        "self.strategy.abTest.replicas <= self.replicas"
+    ),
+    message="abTest.replicas must not exceed replicas",
+    field_path=".strategy.abTest.replicas",
+)
 
 
 class ModelDeploymentSpec(wire.Object):
@@ -246,18 +307,25 @@ class ModelDeploymentSpec(wire.Object):
     model_config = pydantic.ConfigDict(
         json_schema_extra=wire.validations(
             _MIRRORS,
+            _COHORT_ROUTED,
             _PORT_EXISTS,
             _ANALYZE_NEEDS_ANALYSIS,
             _PREVIEW_NEEDS_ANALYSIS,
             _SHADOW_NEEDS_ANALYSIS,
+            _AB_TEST_NEEDS_ANALYSIS,
+            _GOAL_IS_A_METRIC,
+            _GOAL_HIGHER_IS_BETTER,
             _ANALYZE_OUTLASTS_INTERVAL,
             _SHADOW_OUTLASTS_INTERVAL,
+            _AB_TEST_OUTLASTS_INTERVAL,
             _GPU_ASKED,
             _WHOLE_GPUS,
             _PREVIEW_FITS,
             _SHADOW_FITS,
+            _AB_TEST_FITS,
             _PREVIEW_AT_MOST_REPLICAS,
             _SHADOW_AT_MOST_REPLICAS,
+            _AB_TEST_AT_MOST_REPLICAS,
         )
     )
 
@@ -283,7 +351,7 @@ class ModelDeploymentSpec(wire.Object):
     """How a new revision replaces the stable one."""
 
     analysis: analyses.Analysis | None = None
-    """How the new revision is judged; needed by analyze steps, pre-promotion analysis and shadow."""
+    """How the new revision is judged; needed by analyze steps, blue-green analyses, shadow and A/B test."""
 
     rollback: Rollback = wire.defaulted(Rollback)
     """What happens when the new revision fails."""
@@ -313,11 +381,22 @@ class ModelDeploymentSpec(wire.Object):
             return 0
         return section.replicas or math.ceil(self.replicas * section.mirror_percent / 100)
 
+    def ab_test_replicas(self) -> int:
+        """Pods of the challenger in an A/B test."""
+        section = self.strategy.ab_test
+        if section is None:
+            return 0
+        return section.replicas or self.replicas
+
     @pydantic.model_validator(mode="after")
     def _sections_agree(self) -> ModelDeploymentSpec:
         kind = self.strategy.type
         canary, blue_green, shadow = self.strategy.canary, self.strategy.blue_green, self.strategy.shadow
+        ab_test = self.strategy.ab_test
         _MIRRORS.check(kind is not strategies.StrategyType.SHADOW or self.traffic.provider.can_mirror)
+        _COHORT_ROUTED.check(
+            kind is not strategies.StrategyType.AB_TEST or self.traffic.provider is not routing.Provider.REPLICA_RATIO
+        )
         port = self.traffic.target_port
         _PORT_EXISTS.check(
             not isinstance(port, str) or port in self.template.port_names(),
@@ -333,11 +412,24 @@ class ModelDeploymentSpec(wire.Object):
             or has_analysis
         )
         _SHADOW_NEEDS_ANALYSIS.check(kind is not strategies.StrategyType.SHADOW or has_analysis)
+        _AB_TEST_NEEDS_ANALYSIS.check(kind is not strategies.StrategyType.AB_TEST or has_analysis)
         if self.analysis is not None:
+            if ab_test is not None:
+                goals = [metric for metric in self.analysis.metrics or () if metric.name == ab_test.goal]
+                _GOAL_IS_A_METRIC.check(
+                    bool(goals), f"abTest.goal {ab_test.goal} names no metric of analysis.metrics"
+                )
+                _GOAL_HIGHER_IS_BETTER.check(all(
+                    metric.compare is not None and metric.compare.direction is analyses.Direction.HIGHER_IS_BETTER
+                    for metric in goals
+                ))
             interval = durations.parse_duration(self.analysis.interval)
             lengths = [durations.parse_duration(step.duration) for step in analyze_steps]
             _ANALYZE_OUTLASTS_INTERVAL.check(all(length >= interval for length in lengths))
             _SHADOW_OUTLASTS_INTERVAL.check(shadow is None or durations.parse_duration(shadow.duration) >= interval)
+            _AB_TEST_OUTLASTS_INTERVAL.check(
+                ab_test is None or durations.parse_duration(ab_test.duration) >= interval
+            )
         if self.gpu_pool is not None:
             _GPU_ASKED.check(self.template.asks_for(self.gpu_pool.resource))
             _WHOLE_GPUS.check(self.template.whole_units(self.gpu_pool.resource))
@@ -354,6 +446,13 @@ class ModelDeploymentSpec(wire.Object):
                 f"shadow runs the new revision beside the stable pods and needs {needed} extra GPUs "
                 "(shadow.replicas, default replicas x mirrorPercent / 100 rounded up, times the GPUs of one pod)",
             )
+            needed = per_pod * self.ab_test_replicas()
+            _AB_TEST_FITS.check(
+                ab_test is None or budget >= needed,
+                f"an A/B test runs the challenger beside the stable pods and needs {needed} extra GPUs "
+                "(abTest.replicas, default replicas, times the GPUs of one pod)",
+            )
         _PREVIEW_AT_MOST_REPLICAS.check(blue_green is None or self.preview_replicas() <= self.replicas)
         _SHADOW_AT_MOST_REPLICAS.check(shadow is None or self.shadow_replicas() <= self.replicas)
+        _AB_TEST_AT_MOST_REPLICAS.check(ab_test is None or self.ab_test_replicas() <= self.replicas)
         return self

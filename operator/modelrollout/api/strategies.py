@@ -1,8 +1,8 @@
-"""spec.strategy: how a new revision replaces the stable one (canary, blue-green or shadow).
+"""spec.strategy: how a new revision replaces the stable one (canary, blue-green, shadow or A/B test).
 
 `type` names the strategy and exactly the sections it uses must be present: a Canary carries
 `canary`, a BlueGreen `blueGreen`, a Shadow `shadow` plus the section of the strategy it hands
-over to (`shadow.then`). Settings that would silently do nothing are refused.
+over to (`shadow.then`), an ABTest `abTest`. Settings that would silently do nothing are refused.
 
 A canary step is an object with exactly one key, `setWeight`, `pause` or `analyze`, as users of
 Argo Rollouts write them. In Python each is its own class (`SetWeight`, `Pause`, `Analyze`),
@@ -13,6 +13,7 @@ key is set, because structural schemas have no tagged unions.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -24,11 +25,14 @@ from modelrollout.api import durations, wire
 class StrategyType(enum.StrEnum):
     """Canary moves traffic in steps. BlueGreen runs a full preview, then switches all traffic
     at once. Shadow mirrors a copy of the traffic to the new revision (its answers are
-    discarded), judges it, then hands over to Canary, BlueGreen or a manual switch."""
+    discarded), judges it, then hands over to Canary, BlueGreen or a manual switch. ABTest sends a
+    cohort of users (matched by header or cookie) to a challenger and keeps it only if it wins on a
+    business goal."""
 
     CANARY = "Canary"
     BLUE_GREEN = "BlueGreen"
     SHADOW = "Shadow"
+    AB_TEST = "ABTest"
 
 
 class Handover(enum.StrEnum):
@@ -196,6 +200,85 @@ class Shadow(wire.Object):
     """What follows when the shadow analysis passed: Canary, BlueGreen or Manual (switch on promote)."""
 
 
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+"""An HTTP header name (RFC 9110 token), as Gateway API accepts it."""
+
+
+class CookieMatch(wire.Object):
+    """A cookie the request must carry with this exact value."""
+
+    name: str = pydantic.Field(min_length=1, max_length=256, pattern=HEADER_NAME)
+    """The cookie's name."""
+
+    value: str = pydantic.Field(min_length=1, max_length=1024, pattern=r"^[^;,\s]+$")
+    """The cookie's value (no spaces, commas or semicolons)."""
+
+
+_MATCHES_SOMETHING = wire.Rule(
+    cel="has(self.headers) || has(self.cookie)",
+    message="a match needs headers, a cookie or both",
+)
+# A structural schema cannot constrain a map's keys (no propertyNames, no patternProperties): a rule does.
+_HEADER_NAMES = wire.Rule(
+    cel=f'self.all(k, size(k) <= 256 && k.matches("{HEADER_NAME}"))',
+    message="a header name is an HTTP token of up to 256 letters, digits and !#$%&'*+.^_`|~-",
+)
+
+
+class CohortMatch(wire.Object):
+    """One rule of the cohort: a request matches when all of its headers and its cookie match."""
+
+    model_config = pydantic.ConfigDict(json_schema_extra=wire.validations(_MATCHES_SOMETHING))
+
+    headers: dict[str, Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)]] | None = (
+        pydantic.Field(default=None, min_length=1, max_length=16, json_schema_extra=wire.validations(_HEADER_NAMES)))
+    """Headers and their exact values, e.g. {x-cohort: b}; names are case-insensitive."""
+
+    cookie: CookieMatch | None = None
+    """A cookie and its exact value, e.g. {name: cohort, value: b}."""
+
+    @pydantic.field_validator("headers")
+    @classmethod
+    def _header_names(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+        _HEADER_NAMES.check(all(len(name) <= 256 and re.fullmatch(HEADER_NAME, name) for name in headers or {}))
+        return headers
+
+    @pydantic.model_validator(mode="after")
+    def _matches_something(self) -> CohortMatch:
+        _MATCHES_SOMETHING.check(self.headers is not None or self.cookie is not None)
+        return self
+
+
+class OnWin(enum.StrEnum):
+    """What a challenger that won becomes: promoted at once, or held until `kubectl modelrollout promote`."""
+
+    PROMOTE = "Promote"
+    PAUSE = "Pause"
+
+
+class ABTest(wire.Object):
+    """A/B test settings: the matched cohort goes to the challenger, everyone else stays on stable; the
+    challenger is kept only if it beats stable on `goal` by `minimumEffect`, with the SLOs as guardrails."""
+
+    match: list[CohortMatch] = pydantic.Field(min_length=1, max_length=16)
+    """The requests that go to the challenger: any rule matches, e.g. [{headers: {x-cohort: b}}]."""
+
+    duration: durations.Duration
+    """The longest the test runs; it ends early once the goal is decided. At the end, undecided keeps stable."""
+
+    goal: str = pydantic.Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    """The metric of spec.analysis.metrics the challenger must win on; its direction is higher-is-better."""
+
+    minimum_effect: float = pydantic.Field(default=0.02, gt=0, le=10)
+    """The relative improvement over stable that counts as a win (0.02: 2 % better)."""
+
+    on_win: OnWin = OnWin.PROMOTE
+    """Promote (default) or Pause (the winner waits for promote)."""
+
+    replicas: int | None = pydantic.Field(default=None, ge=1, le=1000)
+    """Pods of the challenger; default spec.replicas (the cohort's share is not known in advance)."""
+
+
 def _section_rules(section: str, wanted: str, users: str) -> tuple[wire.Rule, wire.Rule]:
     """The pair of rules that make `section` present exactly when the strategy uses it."""
     required = wire.Rule(
@@ -223,17 +306,18 @@ _BLUE_GREEN_RULES = _section_rules(
     "type BlueGreen (or Shadow then BlueGreen)",
 )
 _SHADOW_RULES = _section_rules("shadow", "self.type == 'Shadow'", "type Shadow")
+_AB_TEST_RULES = _section_rules("abTest", "self.type == 'ABTest'", "type ABTest")
 
 
 class Strategy(wire.Object):
     """The strategy and its settings: the section named by type (Shadow also carries the one it hands over to)."""
 
     model_config = pydantic.ConfigDict(
-        json_schema_extra=wire.validations(*_CANARY_RULES, *_BLUE_GREEN_RULES, *_SHADOW_RULES)
+        json_schema_extra=wire.validations(*_CANARY_RULES, *_BLUE_GREEN_RULES, *_SHADOW_RULES, *_AB_TEST_RULES)
     )
 
     type: StrategyType
-    """Canary, BlueGreen or Shadow."""
+    """Canary, BlueGreen, Shadow or ABTest."""
 
     canary: Canary | None = None
     """Canary steps; with type Canary, or Shadow handing over to Canary."""
@@ -243,6 +327,9 @@ class Strategy(wire.Object):
 
     shadow: Shadow | None = None
     """Shadow settings; with type Shadow."""
+
+    ab_test: ABTest | None = None
+    """A/B test settings; with type ABTest."""
 
     @property
     def after_shadow(self) -> StrategyType | None:
@@ -257,10 +344,12 @@ class Strategy(wire.Object):
         wants_canary = self.type is StrategyType.CANARY or handover is Handover.CANARY
         wants_blue_green = self.type is StrategyType.BLUE_GREEN or handover is Handover.BLUE_GREEN
         wants_shadow = self.type is StrategyType.SHADOW
+        wants_ab_test = self.type is StrategyType.AB_TEST
         for (required, forbidden), wanted, section in (
             (_CANARY_RULES, wants_canary, self.canary),
             (_BLUE_GREEN_RULES, wants_blue_green, self.blue_green),
             (_SHADOW_RULES, wants_shadow, self.shadow),
+            (_AB_TEST_RULES, wants_ab_test, self.ab_test),
         ):
             required.check(not wanted or section is not None)
             forbidden.check(wanted or section is None)
