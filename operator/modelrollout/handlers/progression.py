@@ -142,6 +142,10 @@ async def tick(runtime: shared.Runtime, slot: slots.Slot, body: dict[str, Any], 
         asked.spec_problem = f"the API server refused an object built from the spec: {error}"
         logger.error("%s", asked.spec_problem)
         return RETRY_AFTER_S
+    except errors.SpecError as error:  # e.g. a route the provider cannot express; the next tick says Degraded
+        asked.spec_problem = str(error)
+        logger.error("%s", asked.spec_problem)
+        return RETRY_AFTER_S
     wanted = applying.status_patch(plan, name)["status"]
     if wanted != applying.status_patch_of(md.status, name)["status"]:  # unchanged: no write
         await _write_status(runtime, slot, wanted, based_on)

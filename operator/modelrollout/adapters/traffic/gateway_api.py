@@ -1,17 +1,47 @@
 """Gateway API: one HTTPRoute `<name>`, weighted over the stable and candidate Services.
 
-The route's single rule has a backendRef per track (weights 100-w and w) and, while the new
-revision shadows, a RequestMirror filter with `percent`. The parents and host names come from
-spec.traffic.gatewayAPI.
+The route's weighted rule has a backendRef per track (weights 100-w and w) and, while the new
+revision shadows, a RequestMirror filter with `percent`. During an A/B test a cohort rule comes
+first: one match per cohort match (Exact header matches, the cookie as a RegularExpression match
+on the Cookie header, see `cohort`), all to the candidate's Service. The weighted rule has no
+matches, so it takes every other request; a request both take goes to the cohort rule, since
+Gateway API prefers the match with more header matches (and then the earlier rule). The parents
+and host names come from spec.traffic.gatewayAPI.
+
+HTTPRoute v1 limits (the API server refuses more): 16 rules, 64 matches in a rule and 128 in the
+route, 16 header matches in a match (listed by name: one entry per name), header values of
+4096 characters, 16 backendRefs and 16 filters in a rule, 16 hostnames, 32 parentRefs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from modelrollout import errors
 from modelrollout.adapters.cluster import kube, manifests
+from modelrollout.adapters.traffic import cohort
 from modelrollout.api import labels, routing
 from modelrollout.core import decision
+
+MAX_MATCHES_PER_RULE = 64
+MAX_HEADERS_PER_MATCH = 16
+
+
+def _cohort_rule(owner: manifests.Owner, split: decision.TrafficSplit, port: int) -> dict[str, Any]:
+    """The rule that sends the cohort to the candidate: one match per cohort match."""
+    matches: list[dict[str, Any]] = []
+    for where, conditions in cohort.each(split.cohort):
+        if len(conditions) > MAX_HEADERS_PER_MATCH:
+            raise errors.SpecError(f"{where}: {len(conditions)} header conditions (a cookie is one, on the Cookie "
+                                   f"header); an HTTPRoute match holds at most {MAX_HEADERS_PER_MATCH}")
+        matches.append({"headers": [
+            {"type": "RegularExpression" if c.regex else "Exact", "name": c.name, "value": c.value}
+            for c in conditions]})
+    if len(matches) > MAX_MATCHES_PER_RULE:
+        raise errors.SpecError(f"{cohort.FIELD}: {len(matches)} matches; an HTTPRoute rule holds at most "
+                               f"{MAX_MATCHES_PER_RULE}")
+    candidate = manifests.service_name(owner.name, split.candidate_track)
+    return {"matches": matches, "backendRefs": [{"name": candidate, "port": port, "weight": 100}]}
 
 
 def route(owner: manifests.Owner, traffic: routing.Traffic, split: decision.TrafficSplit) -> dict[str, Any]:
@@ -30,10 +60,11 @@ def route(owner: manifests.Owner, traffic: routing.Traffic, split: decision.Traf
         rule["filters"] = [{"type": "RequestMirror", "requestMirror": {
             "backendRef": {"name": manifests.service_name(owner.name, split.candidate_track), "port": port},
             "percent": split.mirror_percent}}]
+    rules = [_cohort_rule(owner, split, port), rule] if split.cohort else [rule]
     spec: dict[str, Any] = {
         "parentRefs": [p.model_dump(mode="json", by_alias=True, exclude_none=True)
                        for p in traffic.gateway_api.parent_refs],
-        "rules": [rule],
+        "rules": rules,
     }
     if traffic.gateway_api.hostnames:
         spec["hostnames"] = list(traffic.gateway_api.hostnames)
@@ -41,9 +72,22 @@ def route(owner: manifests.Owner, traffic: routing.Traffic, split: decision.Traf
             "metadata": owner.metadata(owner.name), "spec": spec}
 
 
+def _by_header(rule: dict[str, Any]) -> bool:
+    """Whether some match of the rule looks at headers (the API server gives a rule without
+    matches one that takes every path, so "no matches" cannot tell the weighted rule apart)."""
+    return any(m.get("headers") for m in rule.get("matches") or [])
+
+
+def _weighted_rule(body: dict[str, Any]) -> dict[str, Any]:
+    """The rule for requests outside any cohort: the last that matches no header (else the last)."""
+    rules = body.get("spec", {}).get("rules") or [{}]
+    return next((r for r in reversed(rules) if not _by_header(r)), rules[-1])
+
+
 def held(body: dict[str, Any], name: str) -> tuple[int, int]:
-    """(canary weight, mirror percent) of an HTTPRoute the operator wrote."""
-    rule = (body.get("spec", {}).get("rules") or [{}])[0]
+    """(canary weight, mirror percent) of an HTTPRoute the operator wrote, read from its weighted
+    rule: a route that sends only a cohort to the candidate holds weight 0."""
+    rule = _weighted_rule(body)
     stable = manifests.service_name(name, labels.Track.STABLE)
     weight = sum(int(b.get("weight", 1)) for b in rule.get("backendRefs", []) if b.get("name") != stable)
     mirror = 0
@@ -51,6 +95,15 @@ def held(body: dict[str, Any], name: str) -> tuple[int, int]:
         if item.get("type") == "RequestMirror":
             mirror = int(item.get("requestMirror", {}).get("percent", 100))
     return weight, mirror
+
+
+def cohort_held(body: dict[str, Any], name: str) -> bool:
+    """Whether the HTTPRoute sends requests matched by header (a cohort) to a Service other than
+    the stable one."""
+    stable = manifests.service_name(name, labels.Track.STABLE)
+    return any(_by_header(rule) and any(b.get("name") != stable and int(b.get("weight", 1)) > 0
+                                        for b in rule.get("backendRefs") or [])
+               for rule in body.get("spec", {}).get("rules") or [])
 
 
 REFUSING = ("Accepted", "ResolvedRefs")
