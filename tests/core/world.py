@@ -40,6 +40,7 @@ def make_spec(
     rollback_delay: str = "0s",
     blue_green: dict[str, Any] | None = None,
     shadow: dict[str, Any] | None = None,
+    ab_test: dict[str, Any] | None = None,
     **extra: Any,
 ) -> api_spec.ModelDeploymentSpec:
     """A valid spec; keyword arguments pick the parts a test cares about."""
@@ -82,6 +83,10 @@ def make_spec(
         body["strategy"]["blueGreen"] = blue_green or {}
     if strategy == "Shadow":
         body["strategy"]["shadow"] = {"mirrorPercent": 50, "duration": "10m", **(shadow or {})}
+    if strategy == "ABTest":
+        body["strategy"]["abTest"] = {"match": [{"headers": {"x-cohort": "b"}}], "duration": "20m",
+                                      "goal": "conversion", **(ab_test or {})}
+        body["analysis"]["metrics"].append({"name": "conversion", "compare": {"direction": "higher-is-better"}})
     return api_spec.ModelDeploymentSpec.model_validate(body)
 
 
@@ -126,6 +131,8 @@ class World:
     others: int = 0
     """GPUs taken by other workloads in the pool."""
     judge: Judge = passing
+    goal: Judge | None = None
+    """An A/B test's goal verdict (PASS a win, FAIL a loss); None outside A/B tests."""
     smoke: Callable[[str], bool] = lambda revision: True
     crashing: set[str] = dataclasses.field(default_factory=set)
     generation: int = 1
@@ -156,8 +163,10 @@ class World:
         window = asked.analysis if asked is not None else progression.window(self.spec, self.status, self.now)
         evidence = None
         if window is not None:
+            goal = self.goal(window, self) if self.goal is not None else None
             evidence = observation.Evidence(
-                window, self.judge(window, self), reason=f"judged {window.candidate_revision}"
+                window, self.judge(window, self), reason=f"judged {window.candidate_revision}",
+                goal=goal, goal_reason=f"conversion: {goal.value if goal else ''} (ratio 1.5, CS [1.2, 1.8])",
             )
         smoke = None
         if asked is not None and asked.smoke_test is not None:
@@ -274,6 +283,8 @@ class World:
             raise InvariantBroken(f"weight {traffic.canary_weight} on a candidate with no ready pod")
         if traffic.mirror_percent > 0 and candidate.ready == 0:
             raise InvariantBroken(f"mirror {traffic.mirror_percent} to a candidate with no ready pod")
+        if traffic.cohort and candidate.ready == 0:
+            raise InvariantBroken("an A/B cohort routed to a challenger with no ready pod")
         budget = capacity.budget(self.spec, seen.pool)
         stable_ready = seen.pods(traffic.stable_revision).ready
         if budget.cap >= 2 and traffic.canary_weight < 100 and stable_ready == 0 and candidate.ready:

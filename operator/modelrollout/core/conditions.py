@@ -51,6 +51,8 @@ class Reason(str, enum.Enum):
     UNDONE = "Undone"
     INVALID_SPEC = "InvalidSpec"
     ROUTE_NOT_ACCEPTED = "RouteNotAccepted"
+    CHALLENGER_LOST = "ChallengerLost"
+    UNDECIDED = "Undecided"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ import dataclasses
 import datetime
 import enum
 
-from modelrollout.api import labels, status
+from modelrollout.api import labels, status, strategies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +45,12 @@ class TrafficSplit:
         TrafficSplit("5d8f9c", None, labels.Track.CANARY, 0, 0)          all to stable
         TrafficSplit("5d8f9c", "7b21aa", labels.Track.CANARY, 25, 0)     a quarter to the canary
         TrafficSplit("5d8f9c", "7b21aa", labels.Track.SHADOW, 0, 100)    a copy of everything
+
+    `cohort` (an A/B test) sends every request that matches one of its rules to the new revision,
+    before any weight applies; the rest is split by `canary_weight` (0 in an A/B test: unmatched
+    requests stay with stable).
+
+        TrafficSplit("5d8f9c", "7b21aa", labels.Track.CANARY, 0, 0, cohort=(x-cohort: b,))
     """
 
     stable_revision: str
@@ -52,12 +58,15 @@ class TrafficSplit:
     candidate_track: labels.Track
     canary_weight: int
     mirror_percent: int
+    cohort: tuple[strategies.CohortMatch, ...] = ()
 
     def __post_init__(self) -> None:
         if not (0 <= self.canary_weight <= 100 and 0 <= self.mirror_percent <= 100):
             raise ValueError(f"weights out of range: {self}")
         if self.candidate_revision is None and (self.canary_weight or self.mirror_percent):
             raise ValueError("traffic to a candidate that does not exist")
+        if self.cohort and (self.candidate_revision is None or self.candidate_track is not labels.Track.CANARY):
+            raise ValueError("a cohort goes to a candidate on the canary track")
 
     @classmethod
     def all_stable(cls, stable_revision: str) -> TrafficSplit:

@@ -98,6 +98,13 @@ class Evidence:
     reason: str = ""
     """The verdict in words, e.g. "error-rate: canary 0.031 > slo max 0.01"."""
 
+    goal: verdicts.Verdict | None = None
+    """An A/B test's goal: PASS a win, FAIL a loss, INCONCLUSIVE undecided, ERROR unreadable; None
+    outside A/B tests. `verdict` then combines the guardrails (every other metric) only."""
+
+    goal_reason: str = ""
+    """The goal's verdict in words, with the estimated effect and its confidence interval."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Observation:

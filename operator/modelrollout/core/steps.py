@@ -8,6 +8,8 @@ Promoting, entered when currentStep equals the plan's length. The steps:
 * `Preview(n)`: n pods of the candidate run beside the stable ones, with no user traffic.
 * `Mirror(p, n)`: a copy of p % of the requests goes to n pods of the candidate; their answers
   are dropped.
+* `Cohort(n)`: the requests that match the A/B test's rules go to n pods of the candidate (the
+  challenger); the others stay with stable.
 * `Analyze(d)`: hold what is in effect and judge the candidate for at least d.
 * `Pause(d)`: hold for d, or until promoted when d is None.
 
@@ -52,6 +54,14 @@ class Mirror:
 
 
 @dataclasses.dataclass(frozen=True)
+class Cohort:
+    """Send the A/B test's matched requests to `replicas` pods of the candidate."""
+
+    replicas: int
+    track: labels.Track = labels.Track.CANARY
+
+
+@dataclasses.dataclass(frozen=True)
 class Analyze:
     """Hold and judge the candidate for at least `duration`."""
 
@@ -67,7 +77,7 @@ class Pause:
     track: labels.Track = labels.Track.CANARY
 
 
-Step = SetWeight | Preview | Mirror | Analyze | Pause
+Step = SetWeight | Preview | Mirror | Cohort | Analyze | Pause
 Plan = tuple[Step, ...]
 
 
@@ -83,7 +93,10 @@ class Stance:
     """The mirror percentage the step asks for."""
 
     replicas: int | None = None
-    """A fixed pod count for the candidate (preview, shadow); None: derived from the weight."""
+    """A fixed pod count for the candidate (preview, shadow, A/B challenger); None: derived from the weight."""
+
+    cohort: bool = False
+    """The A/B test's matched requests go to the candidate."""
 
     step: Step | None = None
     """The step itself; None while promoting."""
@@ -107,19 +120,21 @@ def stance(plan: Sequence[Step], index: int) -> Stance:
         raise IndexError(f"step {index} is outside a plan of {len(plan)} steps")
     current = plan[index] if index < len(plan) else None
     track = current.track if current is not None else plan[-1].track
-    weight, mirror, replicas = 0, 0, None
+    weight, mirror, replicas, cohort = 0, 0, None, False
     for step in plan[: index + 1]:
         if step.track is not track:
-            weight, mirror, replicas = 0, 0, None
+            weight, mirror, replicas, cohort = 0, 0, None, False
         elif isinstance(step, SetWeight):
             weight = step.weight
         elif isinstance(step, Preview):
             replicas = step.replicas
         elif isinstance(step, Mirror):
             mirror, replicas = step.percent, step.replicas
-    if current is None:
-        return Stance(track, weight=weight, replicas=replicas, promoting=True)
-    return Stance(track, weight=weight, mirror=mirror, replicas=replicas, step=current)
+        elif isinstance(step, Cohort):
+            cohort, replicas = True, step.replicas
+    if current is None:  # a promoted challenger takes all traffic like a canary
+        return Stance(track, weight=weight, replicas=None if cohort else replicas, promoting=True)
+    return Stance(track, weight=weight, mirror=mirror, replicas=replicas, step=current, cohort=cohort)
 
 
 def duration(step: Step | None) -> datetime.timedelta | None:
@@ -156,6 +171,8 @@ def describe(step: Step | None) -> str:
             return f"preview on {replicas} pods"
         case Mirror(percent=percent, replicas=replicas, track=track):
             return f"mirror {percent}% to {replicas} {track.value} pods"
+        case Cohort(replicas=replicas):
+            return f"A/B cohort to {replicas} challenger pods"
         case Analyze(duration=span):
             return f"analyze {durations.format_duration(span)}"
         case Pause(duration=None):

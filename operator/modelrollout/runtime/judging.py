@@ -91,10 +91,13 @@ def spec_problem(runtime: shared.Runtime, md: resources.ModelDeployment) -> str 
     return None
 
 
-def _check(metric: analyses.Metric, found: presets.PresetMetric) -> checks.MetricCheck:
+def _check(metric: analyses.Metric, found: presets.PresetMetric, goal: str | None = None) -> checks.MetricCheck:
+    """The tests of one metric; an A/B test's goal keeps only its SLO here (`compare_goal` judges it)."""
     slo_check = checks.Slo(max=metric.slo.max, min=metric.slo.min) if metric.slo else None
     comparison = None
-    if metric.compare is not None and metric.compare.direction is not analyses.Direction.EITHER:
+    if metric.name == goal:
+        pass
+    elif metric.compare is not None and metric.compare.direction is not analyses.Direction.EITHER:
         comparison = checks.Comparison(checks.Direction(metric.compare.direction.value), metric.compare.tolerance)
     elif metric.compare is not None:  # either way is worse: judged as a change of the distribution
         comparison = checks.Comparison(checks.Direction.LOWER_IS_BETTER, metric.compare.tolerance)
@@ -223,10 +226,23 @@ def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decisi
     metrics = _metrics(analysis)
     pairs = [(m, _preset_metric(analysis, m, i)) for i, m in enumerate(metrics)]
     tracks, unreadable = _tracks(runtime, md, source_, window, now, [found for _, found in pairs])
-    metric_checks = [_check(m, found) for m, found in pairs]
-    alpha = analysis_verdicts.alpha_per_test(config, metric_checks) * window.alpha_share
+    contest = md.spec.strategy.ab_test if window.candidate_track.value == "canary" else None
+    goal_name = contest.goal if contest is not None else None
+    metric_checks = [_check(m, found, goal_name) for m, found in pairs]
+    tests = len(metric_checks) + (1 if contest is not None else 0)  # the goal is one more test
+    alpha = analysis_verdicts.alpha_per_test(config, metric_checks, extra=tests - len(metric_checks))
+    alpha *= window.alpha_share
     found_results: list[results.MetricResult] = []
+    goal_result: results.MetricResult | None = None
+    for metric, found in pairs:
+        if contest is not None and metric.name == contest.goal:
+            goal_result = _goal(source_, found, tracks, unreadable, contest.minimum_effect, alpha, config, window)
+    # Once the goal has won, the test may end now: the guardrails are judged as at a window's end
+    # (no failure so far passes, unless the data show a regression not yet sure), not left to wait.
+    closed = window.final or (goal_result is not None and goal_result.verdict is verdicts.Verdict.PASS)
     for (metric, found), check in zip(pairs, metric_checks, strict=True):
+        if contest is not None and metric.name == contest.goal and check.slo is None:
+            continue
         if found.kind is analyses.MetricKind.GAUGE:
             found_results += _gauge(source_, metric, found, tracks, config)
             continue
@@ -239,16 +255,37 @@ def judge(runtime: shared.Runtime, md: resources.ModelDeployment, window: decisi
                 else samples.HistogramSamples(metric.name, (math.inf,), error=unreadable)
         try:
             found_results += analysis_judges.judge(series, check, alpha=alpha, config=config,
-                                                   window_closed=window.final)
+                                                   window_closed=closed)
         except Exception as error:  # a judge's bug must hold the rollout, not stop the operator
             LOG.exception("judging %s failed", metric.name)
             found_results.append(results.error(metric.name, "judge", f"judging failed: {error!r}"))
     found_results = [_accepted(r) if _status_name(r) in window.accepted else r for r in found_results]
     verdict = analysis_verdicts.worst(r.verdict for r in found_results) if found_results else verdicts.Verdict.PASS
     worst = [r.reason for r in found_results if r.verdict is verdict]
-    return observation.Evidence(window=window, verdict=verdict,
-                                metrics=[_status_entry(r, now) for r in found_results],
-                                reason="; ".join(worst[:3]))
+    entries = [_status_entry(r, now) for r in found_results]
+    if goal_result is None:
+        return observation.Evidence(window=window, verdict=verdict, metrics=entries, reason="; ".join(worst[:3]))
+    goal_reason = f"{goal_result.metric}: {goal_result.reason}"
+    if goal_result.verdict is verdicts.Verdict.ERROR:  # an unreadable goal holds like any unreadable metric
+        verdict, worst = verdicts.Verdict.ERROR, [goal_reason, *(worst if verdict is verdicts.Verdict.ERROR else [])]
+    return observation.Evidence(window=window, verdict=verdict, metrics=[_status_entry(goal_result, now), *entries],
+                                reason="; ".join(worst[:3]), goal=goal_result.verdict, goal_reason=goal_reason)
+
+
+def _goal(source_: prometheus.PrometheusSource, found: presets.PresetMetric, tracks: prometheus.Tracks,
+          unreadable: str | None, minimum_effect: float, alpha: float, config: settings.AnalysisSettings,
+          window: decision.AnalysisWindow) -> results.MetricResult:
+    """An A/B test's goal, judged by the superiority test; a goal must be a counts metric (a rate)."""
+    if found.kind is not analyses.MetricKind.COUNTS:
+        return results.error(found.name, "goal", f"the goal {found.name} is a {found.kind.value} metric; "
+                             "an A/B test's goal must be counts (good outcomes per request)")
+    series = source_.counts(found, tracks) if unreadable is None else samples.CountSamples(found.name, error=unreadable)
+    try:
+        return analysis_judges.compare_goal(series, minimum_effect, alpha=alpha, config=config,
+                                            window_closed=window.final)
+    except Exception as error:  # a judge's bug must hold the rollout, not stop the operator
+        LOG.exception("judging the goal %s failed", found.name)
+        return results.error(found.name, "goal", f"judging failed: {error!r}")
 
 
 def forget(runtime: shared.Runtime, namespace: str, name: str) -> None:

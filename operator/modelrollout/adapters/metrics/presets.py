@@ -80,6 +80,10 @@ def _generic() -> dict[str, PresetMetric]:
         _latency("latency", "model_request_duration_seconds_bucket", None, "request latency distribution"),
         _latency("prediction-drift", "model_prediction_score_bucket", None, "distribution of model scores"),
         _latency("input-drift", "model_input_feature_bucket", None, "distribution of input features"),
+        PresetMetric("conversion", analyses.MetricKind.COUNTS,
+                     _counter("model_outcomes_total", 'outcome="converted"'),
+                     exposure=_counter("model_requests_total", 'code="200"'),
+                     description="share of answered requests that convert (an A/B test's goal)"),
     ]
     return {m.name: m for m in metrics}
 

@@ -72,12 +72,12 @@ def worst(verdicts: Iterable[Verdict]) -> Verdict:
     return max(verdicts, key=SEVERITY.__getitem__, default=Verdict.PASS)
 
 
-def alpha_per_test(config: settings.AnalysisSettings, metrics: Sequence[checks.MetricCheck]) -> float:
-    """Each test's share of the rollout's alpha.
+def alpha_per_test(config: settings.AnalysisSettings, metrics: Sequence[checks.MetricCheck], extra: int = 0) -> float:
+    """Each test's share of the rollout's alpha; `extra` counts tests outside `metrics` (an A/B goal).
 
     alpha_per_test(alpha 0.01, [slo+compare, compare]) -> 0.01 / 3; with no tests -> 0.01
     """
-    return config.alpha / max(1, sum(metric.tests for metric in metrics))
+    return config.alpha / max(1, sum(metric.tests for metric in metrics) + extra)
 
 
 def assess(

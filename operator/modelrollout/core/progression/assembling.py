@@ -12,7 +12,7 @@ from modelrollout.api import durations, labels
 from modelrollout.api import spec as api_spec
 from modelrollout.api import status as api_status
 from modelrollout.core import conditions, decision, observation, phases, replicas, revisions, steps
-from modelrollout.core.progression import turns
+from modelrollout.core.progression import stepping, turns
 
 Phase = api_status.Phase
 PauseReason = api_status.PauseReason
@@ -55,8 +55,12 @@ def assemble(ctx: turns.Context, before: api_status.ModelDeploymentStatus, turn:
     )
     requeue = _requeue(ctx, turn, stance)
     track = stance.track if stance else Track.CANARY
+    ready = ctx.seen.pods(st.canary_revision).ready if st.canary_revision else 0
+    section = ctx.spec.strategy.ab_test
+    cohort = tuple(section.match) if section and stepping.cohort_routed(st, stance, ready) else ()
     traffic = decision.TrafficSplit(
-        st.stable_revision or ctx.revision, st.canary_revision, track, st.canary_weight or 0, st.mirror_percent or 0
+        st.stable_revision or ctx.revision, st.canary_revision, track, st.canary_weight or 0, st.mirror_percent or 0,
+        cohort=cohort,
     )
     return decision.Decision(
         workloads=workloads,
@@ -167,6 +171,7 @@ def _message(ctx: turns.Context, turn: turns.Turn, phase: api_status.Phase, stan
     line = (
         f"{where}: {stance.track.value} {st.canary_revision} {pods.ready}/{desired} ready, "
         f"weight {st.canary_weight or 0}%, mirror {st.mirror_percent or 0}%"
+        + (", A/B cohort routed" if stepping.cohort_routed(st, stance, pods.ready) else "")
     )
     if st.pause_reason is not None:
         line += f"; paused ({'MetricsUnavailable' if turns.metrics_down(ctx, st) else st.pause_reason.value})"

@@ -21,14 +21,15 @@ NORMAL, WARNING = decision.EventType.NORMAL, decision.EventType.WARNING
 def size(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: observation.Pods) -> turns.Turn:
     """Pods for the stance, and a hold if the candidate waits for them."""
     total, cap, st = ctx.spec.replicas, ctx.budget.cap, turn.status
-    if stance.track is Track.CANARY:
+    rolling = stance.track is Track.CANARY and not stance.cohort
+    if rolling:
         weight = 100 if stance.promoting else stance.weight
         split = replicas.canary(total, weight, cap, st.canary_weight or 0, pods.ready, ctx.by_ratio)
-    else:  # before a switch, the candidate grows to spec.replicas beside the stable pods
+    else:  # before a switch, and as an A/B challenger, the candidate runs beside the stable pods
         split = replicas.beside(total, total if stance.promoting else stance.replicas or total, cap, pods.desired)
     turn = turn.but(split=split)
     track = stance.track.value
-    if stance.track is not Track.CANARY and split.candidate < split.goal:  # a rolling canary is not short
+    if not rolling and split.candidate < split.goal:  # a rolling canary is not short
         return turn.but(hold=ctx.budget.shortfall(split.goal - pods.desired + pods.unschedulable), capacity=True)
     if pods.unschedulable > 0:
         return turn.but(hold=ctx.budget.pending(pods.unschedulable, track), capacity=True)
@@ -79,6 +80,8 @@ def judge(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: obse
     turn = _readable(ctx, turn)
     if evidence.verdict is Verdict.FAIL:
         return _failed(ctx, turn, evidence)
+    if evidence.goal is not None:
+        return _contest(ctx, turn, stance, evidence)
     if not isinstance(stance.step, steps.Analyze) or turn.status.pause_reason in (
         PauseReason.COMMAND,
         PauseReason.FAILED_ANALYSIS,
@@ -91,6 +94,34 @@ def judge(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: obse
         return turn.but(passed=True).note(NORMAL, "AnalysisPassed", evidence.reason or "the analysis passed")
     if evidence.verdict is Verdict.INCONCLUSIVE and final and evidence.window.final and not turn.status.pause_reason:
         return _inconclusive(ctx, turn, stance.step, evidence)
+    return turn
+
+
+def _contest(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, evidence: observation.Evidence) -> turns.Turn:
+    """An A/B test's analyze step, with the guardrails not failing: a win (the goal won and every
+    guardrail passed) ends it at once; a loss keeps stable at once; a test that reaches its end
+    undecided keeps stable too. Guardrails still collecting evidence hold a win back, and a test
+    ends undecided rather than promote a challenger whose guardrails were never shown to hold."""
+    st = turn.status
+    if not isinstance(stance.step, steps.Analyze) or not stance.cohort or st.pause_reason in (
+        PauseReason.COMMAND,
+        PauseReason.FAILED_ANALYSIS,
+    ):
+        return turn
+    goal = evidence.goal_reason or "the goal"
+    if evidence.goal is Verdict.FAIL:
+        return moves.rollback(ctx, turn, Outcome.ROLLED_BACK, Reason.CHALLENGER_LOST, goal)
+    if evidence.goal is Verdict.PASS and evidence.verdict is Verdict.PASS:
+        turn = turn.set(pause_reason=None) if st.pause_reason else turn
+        return turn.but(passed=True).note(NORMAL, "ChallengerWon", goal)
+    end = steps.deadline(stance.step, st.step_started_at)
+    if end is not None and ctx.now >= end and evidence.window.final:
+        if evidence.goal is Verdict.PASS:
+            why = f"{goal}; but the guardrails were not shown to hold: {evidence.reason or 'no verdict'}"
+        else:
+            why = goal
+        return moves.rollback(ctx, turn, Outcome.ROLLED_BACK, Reason.UNDECIDED,
+                              f"undecided after {durations.format_duration(stance.step.duration)}: {why}")
     return turn
 
 
@@ -179,20 +210,39 @@ def route(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: obse
     """Move traffic as far as ready pods and the smoke test allow; ask for the smoke test."""
     st = turn.status
     passed = turns.smoke_passed(ctx, st)
-    wants = stance.weight > 0 or stance.mirror > 0 or stance.promoting
+    wants = stance.weight > 0 or stance.mirror > 0 or stance.promoting or stance.cohort
     failed = st.smoke_test is not None and st.smoke_test.revision == st.canary_revision
     if wants and not passed and not failed and pods.ready > 0:
         turn = turn.but(smoke=st.canary_revision, hold=turn.hold or "waiting for the smoke test")
     weight = _weight(ctx, turn, stance, pods, passed)
     mirror = _mirror(turn, stance, pods, passed)
+    cohort = _cohort(turn, stance, pods, passed)
     started = st.analysis_started_at
-    if started is None and (weight > 0 or mirror > 0 or isinstance(stance.step, steps.Analyze)):
+    if started is None and (weight > 0 or mirror > 0 or cohort or isinstance(stance.step, steps.Analyze)):
         started = ctx.now
+    if cohort and st.analysis_started_at is None:
+        turn = turn.note(NORMAL, "TrafficShifted", f"the A/B cohort goes to challenger {st.canary_revision}")
     if (weight, mirror) != (st.canary_weight or 0, st.mirror_percent or 0):
         turn = turn.note(
             NORMAL, "TrafficShifted", f"{stance.track.value} {st.canary_revision}: weight {weight}%, mirror {mirror}%"
         )
     return turn.set(canary_weight=weight, mirror_percent=mirror, analysis_started_at=started)
+
+
+def _cohort(turn: turns.Turn, stance: steps.Stance, pods: observation.Pods, passed: bool) -> bool:
+    """Whether the A/B cohort goes to the challenger: once all its pods are ready and its smoke test
+    passed, and from then on while any of its pods is ready (never to a revision with none)."""
+    st, split = turn.status, turn.split
+    if not stance.cohort or not passed or pods.ready == 0 or split is None:
+        return False
+    if st.analysis_started_at is not None:
+        return True
+    return pods.ready >= split.goal and not _frozen(st, stance)
+
+
+def cohort_routed(status: api_status.ModelDeploymentStatus, stance: steps.Stance | None, ready: int) -> bool:
+    """The A/B cohort is routed to the challenger (for the traffic a decision asks for)."""
+    return stance is not None and stance.cohort and status.analysis_started_at is not None and ready > 0
 
 
 def _weight(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: observation.Pods, passed: bool) -> int:
@@ -260,6 +310,8 @@ def _done(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: obse
             return pods.ready >= split.goal
         case steps.Mirror(percent=percent):
             return (st.mirror_percent or 0) >= percent
+        case steps.Cohort():
+            return pods.ready >= split.goal and st.analysis_started_at is not None
         case steps.Pause(duration=span) if span is not None:
             end = steps.deadline(step, st.step_started_at)
             return end is not None and ctx.now >= end

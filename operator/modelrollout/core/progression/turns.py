@@ -16,7 +16,7 @@ from modelrollout.api import analyses, durations, labels, strategies
 from modelrollout.api import spec as api_spec
 from modelrollout.api import status as api_status
 from modelrollout.core import capacity, conditions, decision, observation, replicas, revisions, steps
-from modelrollout.core.strategies import blue_green, canary, shadow
+from modelrollout.core.strategies import ab_test, blue_green, canary, shadow
 
 PauseReason = api_status.PauseReason
 Track = labels.Track
@@ -74,10 +74,17 @@ def _shadow_plan(spec: api_spec.ModelDeploymentSpec) -> steps.Plan:
     return shadow.plan(spec.strategy.shadow, spec.shadow_replicas()) + (PLANS[then](spec) if then else ())
 
 
+def _ab_test_plan(spec: api_spec.ModelDeploymentSpec) -> steps.Plan:
+    if spec.strategy.ab_test is None:
+        raise ValueError("spec.strategy.abTest is missing")
+    return ab_test.plan(spec.strategy.ab_test, spec.ab_test_replicas())
+
+
 PLANS: Mapping[strategies.StrategyType, Callable[[api_spec.ModelDeploymentSpec], steps.Plan]] = {
     strategies.StrategyType.CANARY: _canary_plan,
     strategies.StrategyType.BLUE_GREEN: _blue_green_plan,
     strategies.StrategyType.SHADOW: _shadow_plan,
+    strategies.StrategyType.AB_TEST: _ab_test_plan,
 }
 
 
