@@ -18,8 +18,9 @@ class LoadgenMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "loadgen_requests", "User requests sent, by backend and the answer's status code "
-            "(503: no ready pod or connection failed; 504: timed out).",
-            ["namespace", "target", "backend", "code"], registry=self.registry,
+            "(503: no ready pod or connection failed; 504: timed out), and whether the request carried "
+            "a header or cookie drawn from e2e.modelrollout.io/headers (tagged yes or no).",
+            ["namespace", "target", "backend", "code", "tagged"], registry=self.registry,
         )
         self.mirrored = Counter(
             "loadgen_mirrored", "Mirrored copies sent (answers dropped; not user traffic).",

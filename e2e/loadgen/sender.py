@@ -123,10 +123,12 @@ class Sender:
 
     async def _send(self, route: routing.Route) -> None:
         body = self._rng.choice(self._bodies)
-        headers = {**JSON_HEADERS, **routing.request_headers(route, self._rng)}
+        drawn = routing.request_headers(route, self._rng)
+        headers = {**JSON_HEADERS, **drawn}
+        tagged = "yes" if drawn else "no"
         rule = routing.matching_rule(route, headers)
         if rule is None:
-            self._count(route, "", "404")  # a gateway's answer when no rule matches
+            self._count(route, "", "404", tagged)  # a gateway's answer when no rule matches
             return
         backend, pod = routing.pick(rule, self._rng)
         for mirror_backend, mirror_pod in routing.mirrored(rule, self._rng):
@@ -144,10 +146,10 @@ class Sender:
                 code = "504"
             except aiohttp.ClientError:
                 code = "503"  # refused or reset: upstream unavailable
-        self._count(route, backend, code)
+        self._count(route, backend, code, tagged)
 
-    def _count(self, route: routing.Route, backend: str, code: str) -> None:
-        self._metrics.requests.labels(route.namespace, route.target, backend, code).inc()
+    def _count(self, route: routing.Route, backend: str, code: str, tagged: str) -> None:
+        self._metrics.requests.labels(route.namespace, route.target, backend, code, tagged).inc()
         window = self._windows[(route.namespace, route.target)]
         window.sent += 1
         window.codes[code] += 1

@@ -651,9 +651,7 @@ async def test_split_and_mirror_reach_real_servers(three_servers: dict[str, proc
     metrics = LoadgenMetrics()
 
     def sent(backend: str, code: str = "200") -> float:
-        value = metrics.registry.get_sample_value(
-            "loadgen_requests_total", {"namespace": NS, "target": "scorer", "backend": backend, "code": code})
-        return value or 0.0
+        return sent_count(metrics, backend, code)
 
     def mirrored() -> float:
         value = metrics.registry.get_sample_value(
@@ -689,7 +687,7 @@ async def test_no_ready_pod_and_a_dead_pod_answer_503(three_servers: dict[str, p
     metrics = LoadgenMetrics()
 
     def count(backend: str) -> float:
-        labels = {"namespace": NS, "target": "t", "backend": backend, "code": "503"}
+        labels = {"namespace": NS, "target": "t", "backend": backend, "code": "503", "tagged": "no"}
         return metrics.registry.get_sample_value("loadgen_requests_total", labels) or 0.0
 
     async with aiohttp.ClientSession() as session:
@@ -716,9 +714,14 @@ class Recorder:
         return app
 
 
-def sent_count(metrics: LoadgenMetrics, backend: str, code: str = "200") -> float:
-    labels = {"namespace": NS, "target": "scorer", "backend": backend, "code": code}
-    return metrics.registry.get_sample_value("loadgen_requests_total", labels) or 0.0
+def sent_count(metrics: LoadgenMetrics, backend: str, code: str = "200",
+               tagged: tuple[str, ...] = ("yes", "no")) -> float:
+    """Requests counted for a backend and code, tagged (carrying a drawn header or cookie) or not."""
+    found = 0.0
+    for mark in tagged:
+        labels = {"namespace": NS, "target": "scorer", "backend": backend, "code": code, "tagged": mark}
+        found += metrics.registry.get_sample_value("loadgen_requests_total", labels) or 0.0
+    return found
 
 
 @pytest.mark.slow
@@ -776,6 +779,9 @@ async def test_requests_no_rule_takes_get_a_404_and_reach_no_backend() -> None:
     assert all(h.get("x-cohort") == "b" for h in challenger.seen)
     assert sent_count(metrics, "scorer-canary") == len(challenger.seen)
     assert sent_count(metrics, "scorer-canary", "503") == sent_count(metrics, "", "503") == 0
+    # the counters tell requests that carried the cohort header from those that did not
+    assert sent_count(metrics, "scorer-canary", tagged=("yes",)) == len(challenger.seen)
+    assert sent_count(metrics, "", "404", tagged=("yes",)) == 0 < sent_count(metrics, "", "404", tagged=("no",))
     line = summary(route, window, 1.0)
     assert " 404=" in line and " (none)=" in line, line
 
