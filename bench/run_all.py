@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["bench.world", "bench.decision_quality", "bench.judge_on_prometheus", "bench.scale"]
+BENCHMARKS = ["bench.world", "bench.decision_quality", "bench.judge_on_prometheus", "bench.ab_test", "bench.scale"]
 
 
 def main() -> int:
