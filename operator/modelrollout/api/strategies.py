@@ -225,10 +225,24 @@ _HEADER_NAMES = wire.Rule(
 )
 
 
+_HEADERS_DISTINCT = wire.Rule(
+    cel=("!has(self.headers) || self.headers.all(k, "
+         "self.headers.filter(j, j.lowerAscii() == k.lowerAscii()).size() == 1)"),
+    message="header names are case-insensitive: a match names each header once",
+    field_path=".headers",
+)
+_COOKIE_ONCE = wire.Rule(
+    cel="!has(self.cookie) || !has(self.headers) || !self.headers.exists(k, k.lowerAscii() == 'cookie')",
+    message="a match with a cookie cannot also match the Cookie header: use one of them",
+    field_path=".headers",
+)
+
+
 class CohortMatch(wire.Object):
     """One rule of the cohort: a request matches when all of its headers and its cookie match."""
 
-    model_config = pydantic.ConfigDict(json_schema_extra=wire.validations(_MATCHES_SOMETHING))
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=wire.validations(_MATCHES_SOMETHING, _HEADERS_DISTINCT, _COOKIE_ONCE))
 
     headers: dict[str, Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)]] | None = (
         pydantic.Field(default=None, min_length=1, max_length=16, json_schema_extra=wire.validations(_HEADER_NAMES)))
@@ -246,6 +260,9 @@ class CohortMatch(wire.Object):
     @pydantic.model_validator(mode="after")
     def _matches_something(self) -> CohortMatch:
         _MATCHES_SOMETHING.check(self.headers is not None or self.cookie is not None)
+        names = [name.lower() for name in self.headers or {}]
+        _HEADERS_DISTINCT.check(len(names) == len(set(names)))
+        _COOKIE_ONCE.check(self.cookie is None or "cookie" not in names)
         return self
 
 
