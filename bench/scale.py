@@ -338,6 +338,7 @@ def run(objects: int, progressing: int, window: float, baseline_checkout: Path |
             result["setup_s"] = round(time.monotonic() - started, 1)  # from the first apply
             print(f"  {objects} Succeeded after {result['setup_s']:.0f} s", flush=True)
             time.sleep(20)  # the last writes and wake-ups settle
+            _events_drained(server)
 
             # idle: everything Succeeded (but the operator's setup QPS does not matter: it is idle)
             own_before = apiserver.parse_own_requests(operator.metrics())
@@ -479,6 +480,28 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
         extra = {k: rows[n].get(k) for k in ("cpu_seconds_per_minute", "rss_peak_mib", "ready_to_step", "setup_s")}
         lines.append(f"{n}: {extra}")
     return "\n".join(lines)
+
+
+EVENTS_QUIET_S = 10.0
+"""How long no Event may be created before the idle window starts."""
+
+
+def _events_drained(read: Callable[[], Any], limit_s: float = 600.0) -> None:
+    """Waits until the API server creates no Event for EVENTS_QUIET_S: kopf posts Events from a
+    queue, so the Deploying and Ready Events of a fleet created in bulk arrive minutes after the
+    objects Succeeded, and would count against the idle window."""
+    def posted() -> int:
+        return sum(count for (verb, resource), count in read().items() if verb == "POST" and resource == "events")
+
+    deadline, last, started = time.monotonic() + limit_s, posted(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(EVENTS_QUIET_S)  # polling the API server's counter, not a fixed wait
+        now = posted()
+        if now == last:
+            print(f"  Events drained after {time.monotonic() - started:.0f} s", flush=True)
+            return
+        last = now
+    print(f"  Events still being posted after {limit_s:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
