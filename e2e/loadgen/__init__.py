@@ -5,8 +5,8 @@ their part: it sends a steady Poisson stream of predictions to every ModelDeploy
 Service annotated `e2e.modelrollout.io/rps: "n"`, split the way that target's HTTPRoute or
 VirtualService says (header matches, weights, RequestMirror / mirror), to the model server
 processes that stand in for the pods. `e2e.modelrollout.io/headers` draws headers and cookies
-per request (`x-cohort=b@30`: 30 % of the requests carry `x-cohort: b`). What the operator writes into the routes is therefore what the model
-servers, and so Prometheus, see.
+per request (`x-cohort=b@30`: 30 % of the requests carry `x-cohort: b`). What the operator
+writes into the routes is therefore what the model servers, and so Prometheus, see.
 
 Modules: `routing` (pure: cluster objects + pods in, a routing table out), `endpoints` (the
 pod runner's endpoints file), `apiserver` (reads the objects), `sender` (the sending loop,
