@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from modelrollout import errors
 from modelrollout.api import strategies
 
 COOKIE_HEADER = "cookie"
@@ -60,8 +59,8 @@ class Condition:
 
 def conditions(match: strategies.CohortMatch, where: str = FIELD) -> tuple[Condition, ...]:
     """The header conditions of one cohort match: its headers sorted by (lower-case) name, then
-    the cookie's, on the Cookie header. SpecError (naming `where`) if two name the same header:
-    an HTTPRoute would ignore the second, a VirtualService's map cannot hold both.
+    the cookie's, on the Cookie header. No two name the same header: the API refuses a match that
+    names a header twice or the Cookie header beside a cookie (`strategies.CohortMatch`).
 
         conditions({headers: {X-Cohort: b}, cookie: {name: beta, value: "1"}})
             -> (Condition("x-cohort", "b"), Condition("cookie", cookie_regex("beta", "1"), regex=True))
@@ -70,13 +69,6 @@ def conditions(match: strategies.CohortMatch, where: str = FIELD) -> tuple[Condi
                    key=lambda c: c.name)
     if match.cookie is not None:
         found.append(Condition(COOKIE_HEADER, cookie_regex(match.cookie.name, match.cookie.value), regex=True))
-    seen: set[str] = set()
-    for condition in found:
-        if condition.name in seen:
-            why = ("its cookie is matched on that header" if condition.regex
-                   else "header names are case-insensitive")
-            raise errors.SpecError(f"{where}: the header {condition.name} is matched twice ({why})")
-        seen.add(condition.name)
     return tuple(found)
 
 
