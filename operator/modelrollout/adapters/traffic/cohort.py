@@ -57,7 +57,7 @@ class Condition:
     regex: bool = False
 
 
-def conditions(match: strategies.CohortMatch, where: str = FIELD) -> tuple[Condition, ...]:
+def conditions(match: strategies.CohortMatch) -> tuple[Condition, ...]:
     """The header conditions of one cohort match: its headers sorted by (lower-case) name, then
     the cookie's, on the Cookie header. No two name the same header: the API refuses a match that
     names a header twice or the Cookie header beside a cookie (`strategies.CohortMatch`).
@@ -74,4 +74,4 @@ def conditions(match: strategies.CohortMatch, where: str = FIELD) -> tuple[Condi
 
 def each(cohort: Sequence[strategies.CohortMatch]) -> list[tuple[str, tuple[Condition, ...]]]:
     """(where, conditions) of every match of a cohort, in the order of the spec."""
-    return [(f"{FIELD}[{index}]", conditions(match, f"{FIELD}[{index}]")) for index, match in enumerate(cohort)]
+    return [(f"{FIELD}[{index}]", conditions(match)) for index, match in enumerate(cohort)]
