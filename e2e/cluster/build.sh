@@ -83,6 +83,27 @@ build_plain() {  # name module@version: modules without replace directives insta
   log "$name built in $((SECONDS - started)) s"; record "$name-${pkg##*@}" $((SECONDS - started))
 }
 
+# prometheus-adapter serves the custom metrics API that HorizontalPodAutoscalers read. Its module
+# has no version list on the proxy, so `go install mod@version` fails on the deprecation lookup:
+# build it through a wrapper module. Its version is stamped beside the binary (not in the folder
+# name, which would rebuild Kubernetes for an adapter bump).
+build_adapter() {
+  local stamp="$bin/prometheus-adapter.version"
+  if [ -x "$bin/prometheus-adapter" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$PROMETHEUS_ADAPTER_VERSION" ]; then
+    log "prometheus-adapter cached"; return
+  fi
+  local started=$SECONDS w="$cache/build/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION" p=sigs.k8s.io/prometheus-adapter
+  log "building $p@$PROMETHEUS_ADAPTER_VERSION (cold: about 3 min)"
+  rm -rf "$w" && mkdir -p "$w" && cd "$w"
+  go mod init e2e.local/adapterbuild >/dev/null 2>&1
+  go mod edit -require="$p@$PROMETHEUS_ADAPTER_VERSION"
+  go get "$p/cmd/adapter@$PROMETHEUS_ADAPTER_VERSION" 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' >&2 || true
+  grep -q "$p $PROMETHEUS_ADAPTER_VERSION" go.mod || { log "go get did not pin $PROMETHEUS_ADAPTER_VERSION"; exit 1; }
+  go build -trimpath -ldflags "-s -w" -o "$bin/prometheus-adapter" "$p/cmd/adapter"
+  echo "$PROMETHEUS_ADAPTER_VERSION" > "$stamp"
+  log "prometheus-adapter built in $((SECONDS - started)) s"; record "prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION" $((SECONDS - started))
+}
+
 # Data files the world needs from Go modules: the traffic providers' CRDs (the module proxy
 # serves the YAML) and kwok's stage definitions, copied to a versioned folder beside the bins.
 fetch_share() {
@@ -130,6 +151,7 @@ build_kubernetes
 build_etcd
 build_plain kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 build_helm
+build_adapter
 fetch_share
 log "all binaries ready in $((SECONDS - total)) s"
 echo "$bin"

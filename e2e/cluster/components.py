@@ -3,7 +3,8 @@
 The flags follow envtest's and kwokctl's binary runtimes: one CA, an admin client certificate
 shared by the components, a service-account key pair, RBAC, and the controllers that matter
 to rollouts (deployment, replicaset, garbage collector, namespace, endpointslice, service
-accounts) left on by the controller-manager's defaults.
+accounts, horizontal pod autoscaler) left on by the controller-manager's defaults. The API server
+forwards the custom metrics API to prometheus-adapter as a front proxy, as kubeadm configures it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from e2e.cluster.layout import REPO, Layout, Ports
+from e2e.cluster.pki import FRONT_PROXY_CLIENT
 from e2e.cluster.processes import Component
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -43,6 +45,12 @@ def apiserver(bin_dir: Path, layout: Layout, ports: Ports) -> Component:
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
         "--profiling=false", "--v=1",
     ], ports=[ports.apiserver])
 
@@ -97,6 +105,23 @@ def prometheus(layout: Layout, ports: Ports, config: Path) -> Component:
         f"--storage.tsdb.path={layout.prometheus_dir / 'data'}",
         "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle", "--log.level=warn",
     ], ports=[ports.prometheus])
+
+
+def metrics_adapter(bin_dir: Path, layout: Layout, ports: Ports) -> Component:
+    """prometheus-adapter, serving custom.metrics.k8s.io from the world's Prometheus.
+
+    Series are listed again every 15 s (default 10 min), so a new model server's metrics are
+    served within a scrape or two of its first requests.
+    """
+    pki = layout.pki
+    return Component("prometheus-adapter", [
+        str(bin_dir / "prometheus-adapter"), f"--lister-kubeconfig={layout.kubeconfig}",
+        f"--authentication-kubeconfig={layout.kubeconfig}", f"--authorization-kubeconfig={layout.kubeconfig}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.metrics_adapter}",
+        f"--tls-cert-file={pki / 'adapter.crt'}", f"--tls-private-key-file={pki / 'adapter.key'}",
+        f"--prometheus-url=http://127.0.0.1:{ports.prometheus}", f"--config={layout.metrics_adapter_config}",
+        "--metrics-relist-interval=15s", "--metrics-max-age=5m", "--v=1",
+    ], ports=[ports.metrics_adapter])
 
 
 def pod_runner(layout: Layout) -> Component:

@@ -25,6 +25,7 @@ class Ports:
     kwok: int
     prometheus: int
     loadgen: int
+    metrics_adapter: int
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -41,6 +42,7 @@ class Ports:
             kwok=26247 + offset,
             prometheus=29090 + offset,
             loadgen=29091 + offset,
+            metrics_adapter=26444 + offset,
         )
 
     def all(self) -> list[int]:
@@ -87,6 +89,11 @@ class Layout:
     def scrape_targets(self) -> Path:
         """file_sd folder: one JSON file per model-server process, written by the pod runner."""
         return self.prometheus_dir / "targets"
+
+    @property
+    def metrics_adapter_config(self) -> Path:
+        """prometheus-adapter's rules: which series it serves as custom metrics, and how."""
+        return self.run / "prometheus-adapter.yaml"
 
     @property
     def endpoints(self) -> Path:

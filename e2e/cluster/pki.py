@@ -2,7 +2,9 @@
 
 One CA signs the API server's serving certificate (valid for 127.0.0.1 and the in-cluster
 names) and one admin client certificate in `system:masters`; a separate RSA key signs
-service-account tokens. Made once per world and kept under `.e2e/run/pki`.
+service-account tokens. A second CA signs the front proxy's client certificate, with which the
+API server forwards requests to an aggregated API (the custom metrics API of prometheus-adapter),
+and the adapter's serving certificate. Made once per world and kept under `.e2e/run/pki`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ _SERVER_EXT = (
     "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
 )
 _CLIENT_EXT = "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
+FRONT_PROXY_CLIENT = "front-proxy-client"
+"""The name an aggregated API server accepts forwarded requests from (--requestheader-allowed-names)."""
+ADAPTER_SERVICE = ("kube-system", "prometheus-adapter")
+"""The Service that the custom metrics APIService names; the API server checks the adapter's
+certificate against `<name>.<namespace>.svc`."""
+_ADAPTER_EXT = (
+    f"subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:{ADAPTER_SERVICE[1]}.{ADAPTER_SERVICE[0]}.svc\n"
+    "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
+)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -27,17 +38,18 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise RuntimeError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
 
 
-def _signed(cwd: Path, name: str, subject: str, ext: str) -> None:
+def _signed(cwd: Path, name: str, subject: str, ext: str, ca: str = "ca") -> None:
     (cwd / f"{name}.ext").write_text(ext)
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
              "-subj", subject, cwd=cwd)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
              "-days", "3650", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=cwd)
 
 
 def ensure(pki: Path) -> Path:
     """Creates the PKI under `pki` unless it is complete already; returns `pki`."""
-    wanted = ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "sa.key", "sa.pub"]
+    wanted = ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "sa.key", "sa.pub",
+              "front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key", "adapter.crt", "adapter.key"]
     if all((pki / f).exists() for f in wanted):
         return pki
     pki.mkdir(parents=True, exist_ok=True)
@@ -47,6 +59,10 @@ def ensure(pki: Path) -> Path:
     _signed(pki, "admin", "/O=system:masters/CN=modelrollout-e2e-admin", _CLIENT_EXT)
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "front-proxy-ca.key",
+             "-out", "front-proxy-ca.crt", "-days", "3650", "-subj", "/CN=modelrollout-e2e-front-proxy-ca", cwd=pki)
+    _signed(pki, "front-proxy-client", f"/CN={FRONT_PROXY_CLIENT}", _CLIENT_EXT, ca="front-proxy-ca")
+    _signed(pki, "adapter", "/CN=prometheus-adapter", _ADAPTER_EXT)
     return pki
 
 

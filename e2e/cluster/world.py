@@ -1,13 +1,15 @@
 """Bringing the local e2e world up and down.
 
 Order: binaries -> PKI -> etcd -> kube-apiserver -> controller-manager, scheduler -> CRDs ->
-GPU nodes and kwok -> Prometheus -> pod runner -> load generator -> `.e2e/env`. A failed start
+GPU nodes and kwok -> Prometheus -> prometheus-adapter (the custom metrics API) -> pod runner ->
+load generator -> `.e2e/env`. A failed start
 stops what was started and raises with the tail of the failing component's log, so
 `cluster-up` never hangs and never leaves half a world behind.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -18,6 +20,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,10 +31,12 @@ from e2e.cluster.processes import StartError, Supervisor, port_in_use
 # Stopped in this order; started in the reverse.
 ORDER = [
     "operator",  # started by `make demo`, if it ran
-    "loadgen", "pod-runner", "prometheus", "kwok", "kube-scheduler",
+    "loadgen", "pod-runner", "prometheus-adapter", "prometheus", "kwok", "kube-scheduler",
     "kube-controller-manager", "kube-apiserver", "etcd",
 ]
 OUR_CRDS = REPO / "crds"
+ADAPTER_RULES = REPO / "examples/autoscaling/prometheus-adapter.yaml"
+"""The custom metrics the docs tell users to serve: the world serves the same file."""
 
 
 def log(message: str) -> None:
@@ -150,6 +155,7 @@ class World:
             bin_dir, "get", "serviceaccount", "default", "-n", "default", "-o", "name")), 60,
             what="creating the default service account")
         self._start_prometheus()
+        self._start_metrics_adapter(bin_dir)
         layout.scrape_targets.mkdir(parents=True, exist_ok=True)
         sup.start(components.pod_runner(layout))
         sup.wait_until("pod-runner", layout.endpoints.exists, 60, what="writing its endpoints file")
@@ -195,6 +201,17 @@ class World:
         self.supervisor.start(components.prometheus(layout, self.ports, config))
         self.supervisor.wait_until("prometheus", lambda: _http_ok(
             f"http://127.0.0.1:{self.ports.prometheus}/-/ready"), 60)
+
+    def _start_metrics_adapter(self, bin_dir: Path) -> None:
+        layout, ports = self.layout, self.ports
+        shutil.copyfile(ADAPTER_RULES, layout.metrics_adapter_config)
+        self.supervisor.start(components.metrics_adapter(bin_dir, layout, ports))
+        self.supervisor.wait_until("prometheus-adapter", lambda: _https_ok(
+            f"https://127.0.0.1:{ports.metrics_adapter}/healthz", layout, verify=False), 60)
+        self.kubectl(bin_dir, "apply", "-f", "-", input=yaml.safe_dump_all(metrics_api(layout, ports)))
+        self.supervisor.wait_until("prometheus-adapter", lambda: bool(self.kubectl(
+            bin_dir, "get", "--raw", "/apis/custom.metrics.k8s.io/v1beta2")), 60,
+            what="serving custom.metrics.k8s.io through the API server")
 
     def start_prometheus(self) -> None:
         """Starts Prometheus again after `stop_prometheus`, keeping its data (fault tests)."""
@@ -243,6 +260,30 @@ class World:
             raise StartError(f"after stopping, ports still listen: {busy}")
         if not quiet:
             log("down")
+
+
+def metrics_api(layout: Layout, ports: Ports) -> list[dict[str, Any]]:
+    """The APIServices that make the API server forward custom.metrics.k8s.io to the adapter.
+
+    The adapter runs on the host's loopback, which no Endpoints object may name, so the Service
+    is an ExternalName for localhost: the API server dials `localhost:<port>` and checks the
+    adapter's certificate against `prometheus-adapter.kube-system.svc`.
+    """
+    namespace, name = pki.ADAPTER_SERVICE
+    ca_bundle = base64.b64encode((layout.pki / "ca.crt").read_bytes()).decode()
+    objects: list[dict[str, Any]] = [{
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"type": "ExternalName", "externalName": "localhost"},
+    }]
+    for version, priority in (("v1beta2", 200), ("v1beta1", 100)):
+        objects.append({
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": f"{version}.custom.metrics.k8s.io"},
+            "spec": {"group": "custom.metrics.k8s.io", "version": version, "groupPriorityMinimum": 100,
+                     "versionPriority": priority, "caBundle": ca_bundle,
+                     "service": {"namespace": namespace, "name": name, "port": ports.metrics_adapter}},
+        })
+    return objects
 
 
 def kwok_config(stages: Path) -> str:
