@@ -6,13 +6,14 @@ HorizontalPodAutoscaler needs."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from e2e.fixtures import given, then, when
 from e2e.fixtures.operator import OperatorProcess
-from e2e.fixtures.world import Kubectl, eventually
+from e2e.fixtures.world import Kubectl, eventually, get_json
 
 pytestmark = pytest.mark.cluster
 
@@ -53,3 +54,37 @@ def test_kubectl_scale_when_serving_and_mid_canary(kubectl: Kubectl, namespace: 
     after = eventually(lambda: (s := then.status(kubectl, namespace, name)).get("replicas") == 6 and s, 30,
                        what="status.replicas 6: the pods answering requests, stable and canary")
     assert (after["phase"], after["canaryRevision"], after["canaryWeight"]) == ("Paused", canary, 50)
+
+
+def _judged_at_half(body: dict[str, Any]) -> None:
+    body["spec"].pop("smokeTest", None)
+    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 50}, {"analyze": {"duration": "10m"}}]
+
+
+def test_kubectl_scale_to_zero_ends_traffic_and_pauses_the_rollout(kubectl: Kubectl, namespace: str,
+                                                                   operator: OperatorProcess) -> None:
+    name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), change=_judged_at_half)
+    stable = then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)["stableRevision"]
+    when.new_version(kubectl, namespace, name, "1.1.0")
+    canary = eventually(lambda: (s := then.status(kubectl, namespace, name)).get("canaryWeight") == 50 and s, 90,
+                        what="the canary at 50 %")["canaryRevision"]
+
+    kubectl("scale", "-n", namespace, f"mdep/{name}", "--replicas=0")
+    paused = eventually(lambda: (s := then.status(kubectl, namespace, name)).get("pauseReason") == "ScaledToZero"
+                        and s, 30, what="the rollout paused ScaledToZero")
+    assert (paused["phase"], paused["canaryRevision"]) == ("Paused", canary)
+    eventually(lambda: then.deployments(kubectl, namespace, name) == {stable: 0, canary: 0}, 30,
+               what="no pod of either revision")
+    assert then.route_weights(kubectl, namespace, name).get(f"{name}-canary", 0) == 0, "the route back on stable"
+    eventually(lambda: not get_json(kubectl, "pods", "-n", namespace, "-l", f"modelrollout.io/name={name}")["items"],
+               60, what="every pod gone: traffic has ended")
+    time.sleep(20)  # two analysis intervals: nothing is judged and nothing fails while at zero
+    held = then.status(kubectl, namespace, name)
+    assert (held["phase"], held["pauseReason"], held["canaryRevision"]) == ("Paused", "ScaledToZero", canary)
+    assert [h["outcome"] for h in held["history"]] == ["Promoted"], "no rollback at zero"
+
+    kubectl("scale", "-n", namespace, f"mdep/{name}", "--replicas=4")
+    resumed = eventually(lambda: (s := then.status(kubectl, namespace, name)).get("canaryWeight") == 50
+                         and s.get("phase") == "Progressing" and s, 120, what="the step resumed at 50 %")
+    assert (resumed["canaryRevision"], resumed["stableRevision"]) == (canary, stable)
+    assert then.deployments(kubectl, namespace, name) == {stable: 4, canary: 2}

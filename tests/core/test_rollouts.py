@@ -353,3 +353,69 @@ def test_a_preview_too_big_for_the_budget_is_promoted_like_a_canary() -> None:
     serving = switch.status.tracks.stable if switch.status.tracks else None
     assert serving is not None and (serving.revision, serving.ready) == (new, 4)  # no switch onto 2 pods
     assert all(sum(x.replicas for x in m.workloads) <= 6 for m in w.decisions)
+
+
+def test_scaled_to_zero_when_serving_runs_no_pod_and_stays_succeeded() -> None:
+    w = started()
+    w.change(replicas=0)
+    made = w.tick()
+    assert [(x.track, x.replicas) for x in made.workloads] == [(Track.STABLE, 0)]
+    assert made.status.phase is Phase.SUCCEEDED and made.status.replicas == 0
+    assert "scaled to zero" in made.status.message
+    w.change(replicas=3)
+    w.settle()
+    assert w.pods[w.stable].desired == 3 and w.status.canary_revision is None
+
+
+def test_scaled_to_zero_mid_canary_pauses_judges_nothing_then_resumes_the_step() -> None:
+    w = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "5m"}}])
+    old = w.stable
+    w.change(version="2.0.0")
+    new = revisions.of_spec(w.spec)
+    w.run(until=lambda world_: world_.status.current_step == 1)
+    w.change(replicas=0)
+    w.judge = world.failing_for(new)  # a verdict asked for now would roll back: none may be
+    made = w.tick()
+    assert [x.replicas for x in made.workloads[:2]] == [0, 0] and made.analysis is None
+    assert (made.status.phase, made.status.pause_reason) == (Phase.PAUSED, PauseReason.SCALED_TO_ZERO)
+    assert condition(w, ConditionType.PROGRESSING) == ("False", "ScaledToZero")
+    w.run(ticks=40)  # past the step's 5 minutes and the progress deadline: nothing fails
+    assert (w.status.phase, w.status.canary_revision, w.status.current_step) == (Phase.PAUSED, new, 1)
+    assert w.outcomes()[-1] == (old, Outcome.PROMOTED) and "ScaledToZero" in w.reasons()
+    w.judge = world.passing
+    w.change(replicas=4)
+    resumed = w.tick()
+    assert resumed.status.pause_reason is None and "Resumed" in w.reasons()
+    assert resumed.status.step_started_at is not None and resumed.status.step_started_at >= made.status.step_started_at
+    w.settle()
+    assert w.stable == new and w.pods[new].desired == 4
+
+
+def test_a_pause_that_needs_a_person_outlives_a_scale_to_zero() -> None:
+    w = started(steps=[{"setWeight": 25}, {"pause": {"duration": "10m"}}])
+    w.change(version="2.0.0")
+    w.run(until=lambda world_: world_.status.pause_reason is PauseReason.STEP)
+    w.send(Verb.PAUSE)
+    w.change(replicas=0)
+    w.run(ticks=5)
+    assert w.status.pause_reason is PauseReason.COMMAND
+    w.change(replicas=4)
+    w.run(ticks=5)
+    assert w.status.pause_reason is PauseReason.COMMAND and w.status.phase is Phase.PAUSED
+
+
+def test_a_scale_up_beyond_the_pool_runs_what_fits_and_reports_the_rest() -> None:
+    w = started()
+    w.gpus = 6  # the pool: 4 GPUs held by the stable pods, 2 free
+    w.change(replicas=9)
+    made = w.tick()
+    assert [(x.track, x.replicas) for x in made.workloads] == [(Track.STABLE, 6)]
+    assert made.status.phase is Phase.SUCCEEDED
+    assert condition(w, ConditionType.PROGRESSING) == ("True", "InsufficientCapacity")
+    assert "6 fit, 3 missing" in made.status.message and "InsufficientCapacity" in w.reasons()
+    w.run(ticks=10)
+    assert w.pods[w.stable].desired == 6 and all(item.scheduled == item.desired for item in w.pods.values())
+    w.gpus = 12  # GPUs freed elsewhere: the rest follows at the next look
+    w.run(ticks=10)
+    assert w.pods[w.stable].desired == 9
+    assert condition(w, ConditionType.PROGRESSING) == ("False", "RolloutComplete")

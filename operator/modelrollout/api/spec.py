@@ -277,7 +277,7 @@ _AB_TEST_FITS = wire.Rule(
 _PREVIEW_AT_MOST_REPLICAS = wire.Rule(
     cel=(
         "!has(self.strategy.blueGreen) || !has(self.strategy.blueGreen.previewReplicas) || "
-        "self.strategy.blueGreen.previewReplicas <= self.replicas"
+        "self.replicas == 0 || self.strategy.blueGreen.previewReplicas <= self.replicas"
     ),
     message="blueGreen.previewReplicas must not exceed replicas",
     field_path=".strategy.blueGreen.previewReplicas",
@@ -285,7 +285,7 @@ _PREVIEW_AT_MOST_REPLICAS = wire.Rule(
 _SHADOW_AT_MOST_REPLICAS = wire.Rule(
     cel=(
         "!has(self.strategy.shadow) || !has(self.strategy.shadow.replicas) || "
-        "self.strategy.shadow.replicas <= self.replicas"
+        "self.replicas == 0 || self.strategy.shadow.replicas <= self.replicas"
     ),
     message="shadow.replicas must not exceed replicas",
     field_path=".strategy.shadow.replicas",
@@ -293,7 +293,7 @@ _SHADOW_AT_MOST_REPLICAS = wire.Rule(
 _AB_TEST_AT_MOST_REPLICAS = wire.Rule(
     cel=(
         "!has(self.strategy.abTest) || !has(self.strategy.abTest.replicas) || "
-        "self.strategy.abTest.replicas <= self.replicas"
+        "self.replicas == 0 || self.strategy.abTest.replicas <= self.replicas"
     ),
     message="abTest.replicas must not exceed replicas",
     field_path=".strategy.abTest.replicas",
@@ -329,8 +329,9 @@ class ModelDeploymentSpec(wire.Object):
         )
     )
 
-    replicas: int = pydantic.Field(default=1, ge=1, le=1000)
-    """Pods of the stable revision when no rollout runs; changing it applies in place."""
+    replicas: int = pydantic.Field(default=1, ge=0, le=1000)
+    """Pods of the stable revision when no rollout runs; changing it applies in place. 0 stops
+    every pod (traffic ends) and pauses a rollout in progress until it is scaled up again."""
 
     model: Model
     """The model the pods serve; a change starts a rollout."""
@@ -452,7 +453,8 @@ class ModelDeploymentSpec(wire.Object):
                 f"an A/B test runs the challenger beside the stable pods and needs {needed} extra GPUs "
                 "(abTest.replicas, default replicas, times the GPUs of one pod)",
             )
-        _PREVIEW_AT_MOST_REPLICAS.check(blue_green is None or self.preview_replicas() <= self.replicas)
-        _SHADOW_AT_MOST_REPLICAS.check(shadow is None or self.shadow_replicas() <= self.replicas)
-        _AB_TEST_AT_MOST_REPLICAS.check(ab_test is None or self.ab_test_replicas() <= self.replicas)
+        at_zero = self.replicas == 0  # every track runs no pods: a kubectl scale to 0 is never refused
+        _PREVIEW_AT_MOST_REPLICAS.check(at_zero or blue_green is None or self.preview_replicas() <= self.replicas)
+        _SHADOW_AT_MOST_REPLICAS.check(at_zero or shadow is None or self.shadow_replicas() <= self.replicas)
+        _AB_TEST_AT_MOST_REPLICAS.check(at_zero or ab_test is None or self.ab_test_replicas() <= self.replicas)
         return self

@@ -77,6 +77,7 @@ class PauseReason(enum.StrEnum):
     COMMAND = "Command"  # the pause command: ends on resume
     INCONCLUSIVE = "InconclusiveAnalysis"  # failureLimits.inconclusive exceeded: promote or abort
     FAILED_ANALYSIS = "FailedAnalysis"  # failed with rollback.automatic false: promote or abort
+    SCALED_TO_ZERO = "ScaledToZero"  # spec.replicas 0: ends when it is scaled up again
 
 
 class Outcome(enum.StrEnum):

@@ -6,8 +6,9 @@ plan is bounded by a *budget*, counted in pods of this ModelDeployment, all revi
 
     cap = max(N, min(N + maxExtraGPUs / g, (held + free) / g))      (g: GPUs per pod, N: spec.replicas)
 
-The stable's normal use (N pods) is always allowed, whatever the pool says: it is what runs
-when no rollout does, and if the pool cannot hold it the scheduler says so, not the operator.
+The stable's normal use (N pods) is always allowed in a rollout's budget, whatever the pool
+says: it is what runs when no rollout does. A scale-up of a serving ModelDeployment beyond the
+pool is cut to what fits before it gets here (`stepping.fit_stable`), so pods are not left Pending.
 Above that a rollout may use gpuPool.maxExtraGPUs more, but only as much as the pool really has:
 the GPUs our scheduled pods hold plus the free ones. When the cap leaves no room for the next
 candidate pods, the stable scales down as the candidate scales up (dynamic stable scaling, see

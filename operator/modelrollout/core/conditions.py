@@ -210,6 +210,8 @@ def _progressing(facts: Facts) -> Wanted:
             return Wanted.false(Reason.ROLLED_BACK, facts.detail)
         case phase.DEGRADED:
             return Wanted.false(Reason.PROGRESS_DEADLINE_EXCEEDED, facts.detail)
+    if facts.capacity:  # serving, and a scale-up waits for GPUs
+        return Wanted.true(Reason.INSUFFICIENT_CAPACITY, facts.hold or facts.detail)
     return Wanted.false(Reason.ROLLOUT_COMPLETE, facts.detail)
 
 

@@ -9,8 +9,9 @@ and what the next tick should judge. It is a checklist of stages, each a pure fu
     command    the last command not handled yet (commanding)
     revision   a new spec revision starts a rollout, dropping a candidate the spec moved away from
     progress   the candidate's step (stepping): its pods, failures (smoke test, progress deadline,
-               analysis), traffic, and the move to the next step or the switch (moves); after a
-               blue-green switch, the post-promotion analysis
+               analysis), traffic, and the move to the next step or the switch (moves); when
+               serving, a scale-up as far as the GPU pool allows; after a blue-green switch, the
+               post-promotion analysis
     retire     old pods whose scale-down delay has passed go
     assemble   the Decision (assembling)
 
@@ -42,6 +43,11 @@ the rollout pauses (Paused with reason InconclusiveAnalysis and a MetricsUnavail
 and it carries on by itself with the evidence kept once the metrics come back: an unreachable
 Prometheus never promotes and never rolls back. A person's promote or promote-full still works.
 
+SCALED TO ZERO. spec.replicas 0 (`kubectl scale --replicas=0`) runs no pod of any revision, so
+traffic ends; the route is left as it is. A rollout in progress pauses (ScaledToZero) rather than
+fail: nothing is judged, no step ends and no deadline runs. Scaling up again resumes the step from
+its start, with the evidence gathered before kept (the tests are anytime-valid).
+
 PROGRESS DEADLINE. A step that waits for candidate pods longer than spec.progressDeadline (15m by
 default) rolls back, unless the missing pods are Pending for capacity: that holds, it never
 fails. Steps that only hold (pause, analyze) fail on crash-looping pods only, since their pods
@@ -67,6 +73,7 @@ POLL = turns.POLL
 MIN_REQUEUE = turns.MIN_REQUEUE
 
 Outcome = api_status.Outcome
+PauseReason = api_status.PauseReason
 NORMAL = decision.EventType.NORMAL
 
 
@@ -135,7 +142,12 @@ def _progress(ctx: turns.Context, turn: turns.Turn) -> turns.Turn:
     """The candidate's step: failures first, then traffic, then the move on."""
     st = turn.status
     if st.canary_revision is None:
-        return stepping.verify(ctx, turn)
+        return stepping.verify(ctx, stepping.fit_stable(ctx, turn))
+    if ctx.spec.replicas == 0:
+        return stepping.scaled_to_zero(ctx, turn)
+    if st.pause_reason is PauseReason.SCALED_TO_ZERO:
+        turn = stepping.scaled_up(ctx, turn)
+        st = turn.status
     stance = turns.stance(ctx.spec, ctx.plan, st)
     pods = ctx.seen.pods(st.canary_revision)
     turn = stepping.size(ctx, turn.set(current_step=turns.step_index(ctx.plan, st)), stance, pods)

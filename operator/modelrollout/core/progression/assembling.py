@@ -112,7 +112,7 @@ def _workloads(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance | None
         decision.Workload(
             st.stable_revision or ctx.revision,
             Track.STABLE,
-            split.stable if split and stance else ctx.spec.replicas,
+            split.stable if split and stance else turn.stable_fit if turn.stable_fit is not None else ctx.spec.replicas,
             snapshot=st.stable_spec,
         )
     ]
@@ -161,8 +161,12 @@ def _message(ctx: turns.Context, turn: turns.Turn, phase: api_status.Phase, stan
             return (
                 f"revision {last.revision} was rolled back ({last.reason}); revision {st.stable_revision} serves{note}"
             )
+        if ctx.spec.replicas == 0:
+            return f"revision {st.stable_revision} is scaled to zero (spec.replicas 0): no pod serves{note}"
         if turns.verifying(st):
             note = "; the post-promotion analysis judges it while the old pods wait" + note
+        if turn.stable_fit is not None:
+            note = f"; {turn.hold}" + note
         return f"revision {st.stable_revision} serves all traffic{note}"
     index = st.current_step or 0
     where = "promotion" if stance.promoting else f"step {index + 1}/{len(ctx.plan)} {steps.describe(stance.step)}"
@@ -182,9 +186,10 @@ def _requeue(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance | None) 
     """The time to the next deadline, capped at the analysis interval."""
     st = turn.status
     waits = [ctx.interval]
-    if turn.hold or turn.smoke or turns.deploying_first(st) or (stance is not None and stance.promoting):
+    polled = turn.hold is not None and turn.stable_fit is None  # a short pool: the interval looks again
+    if polled or turn.smoke or turns.deploying_first(st) or (stance is not None and stance.promoting):
         waits.append(turns.POLL)
-    if stance is not None and st.pause_reason is not PauseReason.COMMAND:
+    if stance is not None and st.pause_reason not in (PauseReason.COMMAND, PauseReason.SCALED_TO_ZERO):
         end = steps.deadline(stance.step, st.step_started_at, st.inconclusive_count)
         if end is not None:
             waits.append(end - ctx.now)

@@ -38,6 +38,49 @@ def size(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: obser
     return turn
 
 
+def fit_stable(ctx: turns.Context, turn: turns.Turn) -> turns.Turn:
+    """Serving: a scale-up goes as far as the GPU pool has room, and the rest is reported in
+    numbers (Progressing InsufficientCapacity) rather than left as Pending pods. Pods already
+    ready are never taken away for it, and a first version is left to the scheduler."""
+    st, budget, pool = turn.status, ctx.budget, ctx.seen.pool
+    want = ctx.spec.replicas
+    if turns.deploying_first(st) or not budget.counted or pool is None:
+        return turn
+    waiting = (ctx.seen.pods(entry.revision) for entry in st.scale_downs)
+    others = sum(max(0, pods.desired - pods.unschedulable) for pods in waiting)
+    fits = max((pool.held + pool.free) // budget.per_pod - others, ctx.seen.pods(st.stable_revision).ready)
+    if fits >= want:
+        return turn
+    missing = want - fits
+    why = (
+        f"scaling to {want} replicas: {fits} fit, {missing} missing ({budget.gpus(missing)} more {budget.resource}, "
+        f"{pool.free} free in pool {budget.pool})"
+    )
+    return turn.but(stable_fit=fits, hold=why, capacity=True)
+
+
+def scaled_to_zero(ctx: turns.Context, turn: turns.Turn) -> turns.Turn:
+    """spec.replicas 0 mid-rollout: no pod of either revision, and the rollout paused, not failed.
+    A pause that needs a person (a command, a failed or inconclusive analysis) is kept as it is.
+    The step's weight comes back once the pods are ready again after a scale-up."""
+    turn = turn.but(split=replicas.Split(stable=0, candidate=0, goal=0, stable_goal=0), hold=None, capacity=False)
+    st = turn.status
+    if st.canary_weight or st.mirror_percent:  # the route goes back to stable: no weight on pods going away
+        turn = turn.set(canary_weight=0, mirror_percent=0).note(
+            NORMAL, "TrafficShifted", f"{st.canary_revision}: weight 0%, mirror 0% (scaled to zero)"
+        )
+    if st.pause_reason in turns.STICKY or st.pause_reason is PauseReason.SCALED_TO_ZERO:
+        return turn
+    why = "spec.replicas is 0: no pod runs and traffic has ended; scale up to resume"
+    return turn.set(pause_reason=PauseReason.SCALED_TO_ZERO, consecutive_errors=0).note(NORMAL, "ScaledToZero", why)
+
+
+def scaled_up(ctx: turns.Context, turn: turns.Turn) -> turns.Turn:
+    """Out of a ScaledToZero pause: the step starts again, as its pods do."""
+    why = f"scaled up to {ctx.spec.replicas} replicas: the step starts again"
+    return turn.set(pause_reason=None, step_started_at=ctx.now).note(NORMAL, "Resumed", why)
+
+
 def smoke_result(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: observation.Pods) -> turns.Turn:
     """Record a fresh smoke test result; a failure rolls back."""
     result, st = ctx.seen.smoke_test, turn.status

@@ -122,6 +122,8 @@ class Turn:
     events: tuple[decision.Event, ...] = ()
     split: replicas.Split | None = None
     """Pods of the stable and the candidate while a rollout runs."""
+    stable_fit: int | None = None
+    """Pods of the stable when serving, if the pool holds fewer than spec.replicas."""
     smoke: str | None = None
     """A revision to smoke-test."""
     hold: str | None = None
@@ -239,8 +241,8 @@ def window(
     """The analysis window to judge at `at`, from the status alone (what a decision asks for, and
     what the handlers judge after a restart, when the last decision is gone)."""
     candidate, stable, since = status.canary_revision, status.stable_revision, status.analysis_started_at
-    if spec.analysis is None or stable is None or since is None:
-        return None
+    if spec.analysis is None or stable is None or since is None or spec.replicas == 0:
+        return None  # scaled to zero, no pod answers: nothing to judge
     if candidate is None:
         check, old = post_analysis(spec), retiring_stable(status)
         if check is None or old is None:
