@@ -107,8 +107,9 @@ build_adapter() {
 # Data files the world needs from Go modules: the traffic providers' CRDs (the module proxy
 # serves the YAML) and kwok's stage definitions, copied to a versioned folder beside the bins.
 fetch_share() {
-  local dir="$cache/share/gateway-api-$GATEWAY_API_VERSION-istio-$ISTIO_API_VERSION-kwok-$KWOK_VERSION"
-  if [ -s "$dir/crds/virtualservices.networking.istio.io.yaml" ] && [ -s "$dir/kwok-stages/pod-ready.yaml" ]; then
+  local dir="$cache/share/gateway-api-$GATEWAY_API_VERSION-istio-$ISTIO_API_VERSION-kwok-$KWOK_VERSION-keda-$KEDA_VERSION"
+  if [ -s "$dir/crds/virtualservices.networking.istio.io.yaml" ] && [ -s "$dir/kwok-stages/pod-ready.yaml" ] \
+     && [ -s "$dir/crds/keda.sh_scaledobjects.yaml" ]; then
     log "CRDs and kwok stages cached"; echo "$dir" > "$bin/share.path"; return
   fi
   mkdir -p "$dir/crds" "$dir/kwok-stages" && cd "$cache/build"
@@ -116,7 +117,11 @@ fetch_share() {
   gw=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   istio=$(go mod download -json "istio.io/api@$ISTIO_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   kwok=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  # KEDA's ScaledObject CRD only, so the API server checks examples/autoscaling/keda-scaledobject.yaml
+  # against KEDA's own schema (KEDA itself does not run in the world).
+  keda=$(go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   cp "$gw"/config/crd/standard/*.yaml "$dir/crds/"
+  cp "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" "$dir/crds/"
   python3 - "$istio/kubernetes/customresourcedefinitions.gen.yaml" "$dir/crds/virtualservices.networking.istio.io.yaml" <<'PY'
 import sys
 docs = open(sys.argv[1]).read().split("\n---\n")

@@ -63,3 +63,15 @@ def test_hpa_scales_up_with_traffic_and_back_down(kubectl: Kubectl, namespace: s
     after = then.status(kubectl, namespace, name)
     assert (after["phase"], after["stableRevision"]) == ("Succeeded", stable)
     assert [h["outcome"] for h in after.get("history", [])].count("Promoted") <= 1, "no rollout was started"
+
+
+def test_the_keda_example_is_a_scaled_object_keda_accepts(kubectl: Kubectl, namespace: str) -> None:
+    """KEDA does not run in the world; its own ScaledObject CRD (from its Go module) checks the
+    example's shape on the API server, strict about unknown fields."""
+    applied = kubectl("apply", "--dry-run=server", "--validate=strict", "-n", namespace,
+                      "-f", str(REPO / "examples/autoscaling/keda-scaledobject.yaml"))
+    assert "scaledobject.keda.sh/canary-gateway-api created (server dry run)" in applied.stdout
+    refused = kubectl("apply", "--dry-run=server", "--validate=strict", "-n", namespace, "-f", "-", check=False,
+                      input=(REPO / "examples/autoscaling/keda-scaledobject.yaml").read_text()
+                      .replace("minReplicaCount", "minReplicas"))
+    assert refused.returncode != 0 and "minReplicas" in refused.stderr, "the CRD checks the fields"

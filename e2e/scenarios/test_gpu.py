@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -107,3 +108,36 @@ def test_canary_without_spare_gpus_replaces_stable_pods_step_by_step(
     assert json.dumps(done["history"][-1]["outcome"]) == '"Promoted"'
     eventually(lambda: then.deployments(kubectl, namespace, name) == {done["stableRevision"]: 3}, 60,
                what="three new pods, none old")
+
+
+def test_a_scale_up_beyond_the_l4_pool_runs_what_fits_and_reports_the_missing_count(
+        kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
+    def two_replicas(body: dict[str, Any]) -> None:
+        body["spec"]["replicas"] = 2
+
+    name = given.model_deployment(kubectl, namespace, given.example("canary-gpu-no-surge"), rps=20, change=two_replicas)
+    stable = then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)["stableRevision"]
+    kubectl("scale", "-n", namespace, f"mdep/{name}", "--replicas=5")  # the pool: three nodes, one L4 each
+
+    def reported() -> tuple[dict[str, Any], int, int] | None:
+        status = then.status(kubectl, namespace, name)
+        progressing = next((c for c in status.get("conditions", []) if c["type"] == "Progressing"), {})
+        found = re.search(r"scaling to 5 replicas: (\d+) fit, (\d+) missing", status.get("message", ""))
+        if progressing.get("reason") != "InsufficientCapacity" or found is None:
+            return None
+        return status, int(found[1]), int(found[2])
+
+    status, fit, missing = eventually(reported, 60, what="InsufficientCapacity with the missing count")
+    assert fit + missing == 5 and 2 <= fit <= 3 and missing >= 2, status["message"]
+    assert status["phase"] == "Succeeded" and status.get("canaryRevision") is None
+    assert "more nvidia.com/gpu" in status["message"] and "free in pool l4" in status["message"]
+    assert then.deployments(kubectl, namespace, name) == {stable: fit}, "carried out as far as it fits"
+    pods = get_json(kubectl, "pods", "-n", namespace, "-l", f"modelrollout.io/name={name}")["items"]
+    assert not [p for p in pods if p["status"].get("phase") == "Pending"], "no Pending pods for the rest"
+    assert any(e["reason"] == "InsufficientCapacity" for e in then.events(kubectl, namespace, name))
+
+    kubectl("scale", "-n", namespace, f"mdep/{name}", "--replicas=2")
+    back = eventually(lambda: (s := then.status(kubectl, namespace, name)) and not any(
+        c["type"] == "Progressing" and c["reason"] == "InsufficientCapacity" for c in s.get("conditions", [])) and s,
+        60, what="the report gone after scaling back to what fits")
+    assert back["phase"] == "Succeeded" and then.deployments(kubectl, namespace, name) == {stable: 2}
