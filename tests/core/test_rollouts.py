@@ -419,3 +419,21 @@ def test_a_scale_up_beyond_the_pool_runs_what_fits_and_reports_the_rest() -> Non
     w.run(ticks=10)
     assert w.pods[w.stable].desired == 9
     assert condition(w, ConditionType.PROGRESSING) == ("False", "RolloutComplete")
+
+
+def test_a_scale_up_beyond_the_pool_mid_canary_goes_on_with_what_fits() -> None:
+    w = started()
+    w.gpus = 6  # 4 GPUs held by the stable pods, 2 free: exactly maxExtraGPUs
+    w.change(version="2.0.0")
+    new = revisions.of_spec(w.spec)
+    w.run(until=lambda world_: world_.status.canary_weight == 25)
+    w.change(replicas=9)
+    made = w.tick()
+    assert sum(x.replicas for x in made.workloads) <= 6, "never more pods than the pool holds"
+    assert condition(w, ConditionType.PROGRESSING) == ("True", "InsufficientCapacity")
+    assert "scaling to 9 replicas: 6 fit, 3 missing" in made.status.message
+    w.settle()
+    assert all(sum(x.replicas for x in m.workloads) <= 6 for m in w.decisions[-200:])
+    assert all(item.scheduled == item.desired for item in w.pods.values()), "no pod left Pending"
+    assert w.stable == new and w.pods[new].desired == 6
+    assert "6 fit, 3 missing" in w.status.message

@@ -75,6 +75,16 @@ class Budget:
                     f"{needed - self.free} missing")
         return f"needs {needed} more {self.resource}, gpuPool.maxExtraGPUs allows {self.max_extra}"
 
+    def scale_shortfall(self, asked: int, fits: int) -> str:
+        """A scale-up the pool cannot hold, in numbers.
+
+            Budget(3, 3, 1, free=0, pool="l4").scale_shortfall(5, 3)
+                -> "scaling to 5 replicas: 3 fit, 2 missing (2 more nvidia.com/gpu, 0 free in pool l4)"
+        """
+        missing = asked - fits
+        return (f"scaling to {asked} replicas: {fits} fit, {missing} missing "
+                f"({self.gpus(missing)} more {self.resource}, {self.free} free in pool {self.pool})")
+
     def pending(self, pods: int, track: str) -> str:
         """Pods Pending for capacity, in words.
 

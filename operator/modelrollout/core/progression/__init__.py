@@ -10,7 +10,8 @@ and what the next tick should judge. It is a checklist of stages, each a pure fu
     revision   a new spec revision starts a rollout, dropping a candidate the spec moved away from
     progress   the candidate's step (stepping): its pods, failures (smoke test, progress deadline,
                analysis), traffic, and the move to the next step or the switch (moves); when
-               serving, a scale-up as far as the GPU pool allows; after a blue-green switch, the
+               serving, a scale-up as far as the GPU pool allows (mid-rollout, `turns.fitted`
+               cuts spec.replicas to what fits first); after a blue-green switch, the
                post-promotion analysis
     retire     old pods whose scale-down delay has passed go
     assemble   the Decision (assembling)
@@ -92,9 +93,13 @@ def decide(
     if observation.route_problem is not None:
         return assembling.degraded(spec, status, observation, observation.route_problem,
                                    assembling.Reason.ROUTE_NOT_ACCEPTED)
+    ctx, asked = turns.fitted(ctx, status)
     turn = turns.Turn(status)
     for stage in (_bootstrap, commanding.handle, _revision, _progress, _retire):
         turn = stage(ctx, turn)
+    if asked is not None:  # reported, but it holds nothing back: the rollout goes on with what fits
+        why = ctx.budget.scale_shortfall(asked, ctx.spec.replicas)
+        turn = turn.but(hold=f"{turn.hold}; {why}" if turn.hold else why, capacity=True)
     return assembling.assemble(ctx, status, turn)
 
 

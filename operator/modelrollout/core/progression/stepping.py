@@ -51,12 +51,7 @@ def fit_stable(ctx: turns.Context, turn: turns.Turn) -> turns.Turn:
     fits = max((pool.held + pool.free) // budget.per_pod - others, ctx.seen.pods(st.stable_revision).ready)
     if fits >= want:
         return turn
-    missing = want - fits
-    why = (
-        f"scaling to {want} replicas: {fits} fit, {missing} missing ({budget.gpus(missing)} more {budget.resource}, "
-        f"{pool.free} free in pool {budget.pool})"
-    )
-    return turn.but(stable_fit=fits, hold=why, capacity=True)
+    return turn.but(stable_fit=fits, hold=budget.scale_shortfall(want, fits), capacity=True)
 
 
 def scaled_to_zero(ctx: turns.Context, turn: turns.Turn) -> turns.Turn:

@@ -156,6 +156,20 @@ def context(spec: api_spec.ModelDeploymentSpec, seen: observation.Observation) -
     return Context(spec, seen, revisions.of_spec(spec), plan(spec), capacity.budget(spec, seen.pool), interval)
 
 
+def fitted(ctx: Context, status: api_status.ModelDeploymentStatus) -> tuple[Context, int | None]:
+    """Mid-rollout, a spec.replicas the GPU pool cannot hold is carried out as far as it fits: the
+    rollout goes on as if spec.replicas were the pods the pool holds for it (those it runs and the
+    free GPUs), rather than leave the rest Pending. Returns the context to decide with, and the
+    asked-for replicas when they were cut (None when they fit)."""
+    pool, budget, asked = ctx.seen.pool, ctx.budget, ctx.spec.replicas
+    if status.canary_revision is None or not budget.counted or pool is None or asked == 0:
+        return ctx, None
+    fits = (pool.held + pool.free) // budget.per_pod
+    if fits >= asked:
+        return ctx, None
+    return context(ctx.spec.model_copy(update={"replicas": max(1, fits)}), ctx.seen), asked
+
+
 def stance(
     spec: api_spec.ModelDeploymentSpec, plan: steps.Plan, status: api_status.ModelDeploymentStatus
 ) -> steps.Stance:
