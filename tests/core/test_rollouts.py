@@ -437,3 +437,16 @@ def test_a_scale_up_beyond_the_pool_mid_canary_goes_on_with_what_fits() -> None:
     assert all(item.scheduled == item.desired for item in w.pods.values()), "no pod left Pending"
     assert w.stable == new and w.pods[new].desired == 6
     assert "6 fit, 3 missing" in w.status.message
+
+
+def test_mid_blue_green_the_preview_follows_a_replicas_change() -> None:
+    w = started(strategy="BlueGreen", max_extra=8, blue_green={"autoPromote": False})
+    old = w.stable
+    w.change(version="2.0.0")
+    new = revisions.of_spec(w.spec)
+    w.run(until=lambda world_: world_.status.pause_reason is PauseReason.AWAITING_PROMOTION)
+    assert (w.pods[old].desired, w.pods[new].desired) == (4, 4)
+    w.change(replicas=6)
+    w.run(ticks=10)
+    assert (w.pods[old].desired, w.pods[new].desired) == (6, 6)
+    assert w.status.canary_revision == new and w.status.pause_reason is PauseReason.AWAITING_PROMOTION
