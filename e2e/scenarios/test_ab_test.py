@@ -31,8 +31,14 @@ def _ab_test(duration: str) -> Any:
     return change
 
 
-def _started(kubectl: Kubectl, namespace: str, duration: str) -> tuple[str, str]:
+def _on_istio(body: dict[str, Any]) -> None:
+    body["spec"]["traffic"] = {"provider": "Istio", "istio": {"hosts": [body["metadata"]["name"]]}}
+
+
+def _started(kubectl: Kubectl, namespace: str, duration: str, istio: bool = False) -> tuple[str, str]:
     body = given.set_env(given.example("ab-test"), OUTCOME_RATE="0.04")
+    if istio:
+        _on_istio(body)
     name = given.model_deployment(kubectl, namespace, body, rps=RPS, change=_ab_test(duration))
     stable = then.phase_becomes(kubectl, namespace, name, "Succeeded", 120)["stableRevision"]
     return name, stable
@@ -114,3 +120,30 @@ def test_a_better_challenger_with_errors_is_rolled_back_by_the_guardrail(
     assert done["stableRevision"] == stable
     assert done["history"][-1]["reason"].startswith("AnalysisFailed"), done["history"][-1]
     assert "error-rate" in done["history"][-1]["reason"]
+
+
+def test_on_istio_the_cohort_goes_only_to_the_challenger(
+        kubectl: Kubectl, namespace: str, operator: OperatorProcess, prometheus: Prometheus) -> None:
+    """The same routing through a VirtualService: a first `http` entry, named cohort, that matches
+    the header and sends only to the challenger; every other request to stable."""
+    name, _ = _started(kubectl, namespace, "6m", istio=True)
+    when.new_version(kubectl, namespace, name, "2.0.0", OUTCOME_RATE="0.06")
+    then.phase_becomes(kubectl, namespace, name, "Progressing", 60)
+
+    def cohort_entry() -> dict[str, Any] | None:
+        http = get_json(kubectl, "virtualservice", name, "-n", namespace)["spec"]["http"]
+        return http[0] if len(http) == 2 and http[0].get("name") == "cohort" else None
+
+    entry = eventually(cohort_entry, 120, what="the cohort entry in the VirtualService")
+    assert entry["match"][0] == {"headers": {"x-cohort": {"exact": "b"}}}, entry
+    assert "regex" in entry["match"][1]["headers"]["cookie"], entry
+    assert [r["destination"]["host"] for r in entry["route"]] == [f"{name}-canary.{namespace}.svc.cluster.local"], entry
+    time.sleep(2 * SCRAPE_S + 2)
+    before = eventually(lambda: _sent(prometheus, namespace) or None, 30, what="loadgen counters")
+    eventually(lambda: _sent(prometheus, namespace).get((f"{name}-canary", "yes"), 0)
+               >= before.get((f"{name}-canary", "yes"), 0) + 300, 90, what="300 cohort requests")
+    after = _sent(prometheus, namespace)
+    delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
+    assert delta.get((f"{name}-stable", "yes"), 0) == 0, delta
+    assert delta.get((f"{name}-canary", "no"), 0) == 0, delta
+    assert delta.get((f"{name}-stable", "no"), 0) >= 300, delta
