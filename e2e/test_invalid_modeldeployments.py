@@ -76,3 +76,28 @@ def test_a_full_status_is_stored_unpruned_and_shown(kubectl: Kubectl, namespace:
     table = kubectl("get", "mdep", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "STRATEGY", "PHASE", "WEIGHT", "STABLE", "CANARY", "AGE"]
     assert table[1].split()[:6] == ["shadow", "Shadow", "Paused", "25", "5d8f9c", "7b21aa"]
+
+
+@pytest.mark.parametrize("example", ["blue-green", "shadow", "ab-test"])
+def test_a_scale_is_never_refused_by_the_rules_that_read_replicas(kubectl: Kubectl, namespace: str,
+                                                                  example: str) -> None:
+    """The budget and size rules hold when the object is created or its strategy or gpuPool
+    changes, not when only replicas do: kubectl scale (an HPA, KEDA) works beyond maxExtraGPUs,
+    below an explicit preview, shadow or challenger size, and to 0."""
+    body = yaml.safe_load((REPO / "examples" / f"{example}.yaml").read_text())
+    body["metadata"]["labels"] = {"modelrollout.io/ignore": "true"}  # a running operator leaves it alone
+    section = {"blue-green": "blueGreen", "shadow": "shadow", "ab-test": "abTest"}[example]
+    size = "previewReplicas" if example == "blue-green" else "replicas"
+    body["spec"]["replicas"] = 2
+    body["spec"]["strategy"][section][size] = 2
+    name = body["metadata"]["name"]
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body))
+    extra = (body["spec"].get("gpuPool") or {}).get("maxExtraGPUs")
+    for replicas in (9, 1, 0, 2):  # 9 pods need more than maxExtraGPUs beside them; 1 and 0 are below the size
+        kubectl("scale", "-n", namespace, f"mdep/{name}", f"--replicas={replicas}")
+        stored = json.loads(kubectl("get", "mdep", name, "-n", namespace, "-o", "json").stdout)["spec"]
+        assert stored["replicas"] == replicas
+    assert example != "blue-green" or extra == 2, "the blue-green example has a GPU budget below 9 pods"
+    body["spec"]["strategy"][section][size] = 3  # a change of the strategy is checked as ever
+    refused = kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body), check=False)
+    assert refused.returncode != 0 and f"spec.strategy.{section}.{size}" in refused.stderr, refused.stderr

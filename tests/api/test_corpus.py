@@ -13,7 +13,7 @@ import pydantic
 import pytest
 import yaml
 
-from modelrollout.api import resources
+from modelrollout.api import resources, spec
 
 HERE = pathlib.Path(__file__).parent
 INVALID = sorted((HERE / "invalid").glob("*.yaml"))
@@ -60,7 +60,7 @@ def test_invalid_is_refused_by_the_models(path: pathlib.Path) -> None:
     if path.stem != "name-too-long":
         assert body["metadata"]["name"] == path.stem
     with pytest.raises(pydantic.ValidationError) as refused:
-        resources.ModelDeployment.model_validate(body)
+        resources.ModelDeployment.model_validate(body, context={spec.WRITTEN: True})  # as when applied
     field = _field(expect)
     paths = [_path(error["loc"]) for error in refused.value.errors()]
     assert any(_related(field, path) for path in paths), f"refused for {paths}, not for {field}"

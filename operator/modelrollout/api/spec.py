@@ -238,8 +238,21 @@ _WHOLE_GPUS = wire.Rule(
     message="accelerators are whole devices: the template must ask for a whole number of them, like 1 or 2",
     field_path=".gpuPool.resource",
 )
+WRITTEN = "written"
+"""Validation context key: check as the API server does when the object is written (not scaled)."""
+UNLESS_SCALED = (
+    "(oldSelf.hasValue() && oldSelf.value().strategy == self.strategy"
+    " && has(oldSelf.value().gpuPool) == has(self.gpuPool)"
+    " && (!has(self.gpuPool) || oldSelf.value().gpuPool == self.gpuPool)) || "
+)
+"""The rules that read spec.replicas are checked when the object is created and when its strategy
+or gpuPool changes, never on a write that leaves both alone: `kubectl scale`, an HPA or KEDA (and
+an apply that omits replicas while they manage it) must work in every phase. The operator fits
+what such a change asks for to the budget (a preview too big for it is promoted like a canary, a
+challenger waits with InsufficientCapacity, a size above replicas is cut to it)."""
 _PREVIEW_FITS = wire.Rule(
     cel=(
+        UNLESS_SCALED +
         "!has(self.gpuPool) || !has(self.strategy.blueGreen) || "
         "self.gpuPool.maxExtraGPUs >= " + _GPU_PER_POD + " * (has(self.strategy.blueGreen.previewReplicas) ? "
         "self.strategy.blueGreen.previewReplicas : self.replicas)"
@@ -249,9 +262,11 @@ _PREVIEW_FITS = wire.Rule(
         "blueGreen.previewReplicas (default replicas) times the GPUs of one pod"
     ),
     field_path=".gpuPool.maxExtraGPUs",
+    optional_old_self=True,
 )
 _SHADOW_FITS = wire.Rule(
     cel=(
+        UNLESS_SCALED +
         "!has(self.gpuPool) || !has(self.strategy.shadow) || "
         "self.gpuPool.maxExtraGPUs >= " + _GPU_PER_POD + " * (has(self.strategy.shadow.replicas) ? "
         "self.strategy.shadow.replicas : (self.replicas * self.strategy.shadow.mirrorPercent + 99) / 100)"
@@ -261,9 +276,11 @@ _SHADOW_FITS = wire.Rule(
         "(default replicas x mirrorPercent / 100, rounded up) times the GPUs of one pod"
     ),
     field_path=".gpuPool.maxExtraGPUs",
+    optional_old_self=True,
 )
 _AB_TEST_FITS = wire.Rule(
     cel=(
+        UNLESS_SCALED +
         "!has(self.gpuPool) || !has(self.strategy.abTest) || "
         "self.gpuPool.maxExtraGPUs >= " + _GPU_PER_POD + " * (has(self.strategy.abTest.replicas) ? "
         "self.strategy.abTest.replicas : self.replicas)"
@@ -273,30 +290,37 @@ _AB_TEST_FITS = wire.Rule(
         "(default replicas) times the GPUs of one pod"
     ),
     field_path=".gpuPool.maxExtraGPUs",
+    optional_old_self=True,
 )
 _PREVIEW_AT_MOST_REPLICAS = wire.Rule(
     cel=(
+        UNLESS_SCALED +
         "!has(self.strategy.blueGreen) || !has(self.strategy.blueGreen.previewReplicas) || "
-        "self.replicas == 0 || self.strategy.blueGreen.previewReplicas <= self.replicas"
+        "self.strategy.blueGreen.previewReplicas <= self.replicas"
     ),
     message="blueGreen.previewReplicas must not exceed replicas",
     field_path=".strategy.blueGreen.previewReplicas",
+    optional_old_self=True,
 )
 _SHADOW_AT_MOST_REPLICAS = wire.Rule(
     cel=(
+        UNLESS_SCALED +
         "!has(self.strategy.shadow) || !has(self.strategy.shadow.replicas) || "
-        "self.replicas == 0 || self.strategy.shadow.replicas <= self.replicas"
+        "self.strategy.shadow.replicas <= self.replicas"
     ),
     message="shadow.replicas must not exceed replicas",
     field_path=".strategy.shadow.replicas",
+    optional_old_self=True,
 )
 _AB_TEST_AT_MOST_REPLICAS = wire.Rule(
     cel=(
+        UNLESS_SCALED +
         "!has(self.strategy.abTest) || !has(self.strategy.abTest.replicas) || "
-        "self.replicas == 0 || self.strategy.abTest.replicas <= self.replicas"
+        "self.strategy.abTest.replicas <= self.replicas"
     ),
     message="abTest.replicas must not exceed replicas",
     field_path=".strategy.abTest.replicas",
+    optional_old_self=True,
 )
 
 
@@ -371,26 +395,26 @@ class ModelDeploymentSpec(wire.Object):
         return self.template.count(self.gpu_pool.resource) if self.gpu_pool else 0
 
     def preview_replicas(self) -> int:
-        """Pods of a blue-green preview."""
+        """Pods of a blue-green preview; never more than replicas (a scale-down may go below it)."""
         section = self.strategy.blue_green
-        return section.preview_replicas if section and section.preview_replicas else self.replicas
+        return min(section.preview_replicas or self.replicas, self.replicas) if section else self.replicas
 
     def shadow_replicas(self) -> int:
         """Pods of the new revision while shadowing."""
         section = self.strategy.shadow
         if section is None:
             return 0
-        return section.replicas or math.ceil(self.replicas * section.mirror_percent / 100)
+        return min(section.replicas or math.ceil(self.replicas * section.mirror_percent / 100), self.replicas)
 
     def ab_test_replicas(self) -> int:
-        """Pods of the challenger in an A/B test."""
+        """Pods of the challenger in an A/B test; never more than replicas."""
         section = self.strategy.ab_test
         if section is None:
             return 0
-        return section.replicas or self.replicas
+        return min(section.replicas or self.replicas, self.replicas)
 
     @pydantic.model_validator(mode="after")
-    def _sections_agree(self) -> ModelDeploymentSpec:
+    def _sections_agree(self, info: pydantic.ValidationInfo) -> ModelDeploymentSpec:
         kind = self.strategy.type
         canary, blue_green, shadow = self.strategy.canary, self.strategy.blue_green, self.strategy.shadow
         ab_test = self.strategy.ab_test
@@ -434,27 +458,38 @@ class ModelDeploymentSpec(wire.Object):
         if self.gpu_pool is not None:
             _GPU_ASKED.check(self.template.asks_for(self.gpu_pool.resource))
             _WHOLE_GPUS.check(self.template.whole_units(self.gpu_pool.resource))
+        if info.context and info.context.get(WRITTEN):
+            self._fits_when_written()
+        return self
+
+    def _fits_when_written(self) -> None:
+        """The twins of the rules that read spec.replicas (see UNLESS_SCALED): the API server checks
+        them when the object is written, but not on a replicas change, so the operator reading a
+        scaled object does not (validate with context {WRITTEN: True} to check as a write does)."""
+        blue_green, shadow, ab_test = self.strategy.blue_green, self.strategy.shadow, self.strategy.ab_test
+        preview = (blue_green.preview_replicas or self.replicas) if blue_green else 0
+        shadowing = (shadow.replicas or math.ceil(self.replicas * shadow.mirror_percent / 100)) if shadow else 0
+        challenger = (ab_test.replicas or self.replicas) if ab_test else 0
+        if self.gpu_pool is not None:
             budget, per_pod = self.gpu_pool.max_extra_gpus, self.gpus_per_pod()
-            needed = per_pod * self.preview_replicas()
+            needed = per_pod * preview
             _PREVIEW_FITS.check(
                 blue_green is None or budget >= needed,
                 f"blue-green runs the preview beside the stable pods and needs {needed} extra GPUs "
                 "(blueGreen.previewReplicas, default replicas, times the GPUs of one pod)",
             )
-            needed = per_pod * self.shadow_replicas()
+            needed = per_pod * shadowing
             _SHADOW_FITS.check(
                 shadow is None or budget >= needed,
                 f"shadow runs the new revision beside the stable pods and needs {needed} extra GPUs "
-                "(shadow.replicas, default replicas x mirrorPercent / 100 rounded up, times the GPUs of one pod)",
+                "(shadow.replicas, default replicas x mirrorPercent / 100, rounded up, times the GPUs of one pod)",
             )
-            needed = per_pod * self.ab_test_replicas()
+            needed = per_pod * challenger
             _AB_TEST_FITS.check(
                 ab_test is None or budget >= needed,
                 f"an A/B test runs the challenger beside the stable pods and needs {needed} extra GPUs "
                 "(abTest.replicas, default replicas, times the GPUs of one pod)",
             )
-        at_zero = self.replicas == 0  # every track runs no pods: a kubectl scale to 0 is never refused
-        _PREVIEW_AT_MOST_REPLICAS.check(at_zero or blue_green is None or self.preview_replicas() <= self.replicas)
-        _SHADOW_AT_MOST_REPLICAS.check(at_zero or shadow is None or self.shadow_replicas() <= self.replicas)
-        _AB_TEST_AT_MOST_REPLICAS.check(at_zero or ab_test is None or self.ab_test_replicas() <= self.replicas)
-        return self
+        _PREVIEW_AT_MOST_REPLICAS.check(preview <= self.replicas)
+        _SHADOW_AT_MOST_REPLICAS.check(shadowing <= self.replicas)
+        _AB_TEST_AT_MOST_REPLICAS.check(challenger <= self.replicas)

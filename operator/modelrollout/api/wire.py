@@ -88,15 +88,18 @@ class Rule:
     field_path: str | None = None  # relative to self, e.g. ".canary"; the error then names it
     reason: Reason = Reason.INVALID
     message_expression: str | None = None  # CEL for a message with the values in it; `message` is the fallback
+    optional_old_self: bool = False  # the rule reads `oldSelf` (an optional, none on create): a transition rule
 
-    def schema(self) -> dict[str, str]:
-        entry = {"rule": self.cel, "message": self.message}
+    def schema(self) -> dict[str, str | bool]:
+        entry: dict[str, str | bool] = {"rule": self.cel, "message": self.message}
         if self.message_expression is not None:
             entry["messageExpression"] = self.message_expression
         if self.field_path is not None:
             entry["fieldPath"] = self.field_path
         if self.reason is not Reason.INVALID:
             entry["reason"] = self.reason.value
+        if self.optional_old_self:
+            entry["optionalOldSelf"] = True
         return entry
 
     def check(self, holds: bool, detail: str | None = None) -> None:
