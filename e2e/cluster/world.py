@@ -27,6 +27,7 @@ import yaml
 from e2e.cluster import components, nodepools, pki
 from e2e.cluster.layout import REPO, Layout, Ports, worker_world, workers_root
 from e2e.cluster.processes import StartError, Supervisor, port_in_use
+from e2e.realnode.node import RealNode
 
 # Stopped in this order; started in the reverse.
 ORDER = [
@@ -241,6 +242,8 @@ class World:
     # -- down ----------------------------------------------------------------------------------
 
     def down(self, quiet: bool = False) -> None:
+        if (self.layout.run / "realnode").exists():  # a real node drains its pods while the API server runs
+            RealNode(self.layout, self.ports.apiserver - Ports.from_offset(0).apiserver).down(quiet=quiet)
         for name in ORDER:
             if not quiet and self.supervisor.pid_of(name) is not None:
                 log(f"stopping {name}")

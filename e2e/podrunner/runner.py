@@ -61,6 +61,8 @@ OPERATOR_LABEL = ("app.kubernetes.io/name", "modelrollout")
 OPERATOR_COMMAND = ["python", "-m", "modelrollout"]
 RUN_ANNOTATION = ("e2e.modelrollout.io/run", "operator")
 NO_PROCESS = "none"
+REAL_POOL = ("modelrollout.io/pool", "real")
+"""Pods placed on the world's real kubelet node (e2e/realnode) run as containers, not processes."""
 """The run annotation's value for a pod that gets no process: Ready as soon as it runs."""
 TOKEN_SECONDS = 3600 * 6
 
@@ -109,6 +111,8 @@ def eligible(pod: dict[str, Any]) -> tuple[str, int, str] | None:
         return None
     if (meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) == NO_PROCESS:
         return None
+    if (spec.get("nodeSelector") or {}).get(REAL_POOL[0]) == REAL_POOL[1]:
+        return None  # a real kubelet runs it (e2e/realnode)
     if (meta.get("labels") or {}).get(OPERATOR_LABEL[0]) == OPERATOR_LABEL[1]:
         if (meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) != RUN_ANNOTATION[1]:
             return None

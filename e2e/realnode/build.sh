@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Builds what a real kubelet node of the e2e world needs, into a versioned cache outside the
+# checkout: kubelet and kube-proxy (the control plane's Kubernetes release), containerd 2.x and
+# ctr (kubelet 1.36 wants containerd >= 2; Debian bookworm ships 1.6), and the pod sandbox
+# ("pause") image as an OCI tarball. Idempotent: whatever is present is skipped.
+#
+#   e2e/realnode/build.sh            # prints the bin folder on its last line
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../cluster/versions.env
+source "$here/../cluster/versions.env"
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
+PAUSE_VERSION=3.10-e2e
+cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
+bin="$cache/bin/realnode-k8s-$K8S_VERSION-containerd-$CONTAINERD_VERSION"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+mkdir -p "$bin" "$cache/build"
+
+log() { printf '[realnode-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+record() { printf '%s %s %s\n' "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$cache/build-times.log"; }
+
+# The same wrapper-module trick as e2e/cluster/build.sh, in a folder of its own so that the two
+# builds never rewrite each other's go.mod.
+build_kubelet() {
+  [ -x "$bin/kubelet" ] && [ -x "$bin/kube-proxy" ] && { log "kubelet $K8S_VERSION cached"; return; }
+  local started=$SECONDS w="$cache/build/realnode-k8s-$K8S_VERSION"
+  log "building kubelet and kube-proxy $K8S_VERSION (cold: a few minutes on 2 cores)"
+  rm -rf "$w" && mkdir -p "$w" && cd "$w"
+  go mod init e2e.local/realnodebuild >/dev/null 2>&1
+  local gomod staging minor m
+  gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  staging="v0.${K8S_VERSION#v1.}"
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+  for m in $(sed -nE 's#^[[:space:]]*(k8s\.io/[^ ]+) => \./staging/src/.*#\1#p' "$gomod"); do
+    go mod edit -replace="$m=$m@$staging"
+  done
+  if grep -q '^godebug' "$gomod"; then
+    go mod edit -godebug="$(sed -nE 's/^godebug (.*)/\1/p' "$gomod")"
+  fi
+  go get -tool "k8s.io/kubernetes/cmd/kubelet@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-proxy@$K8S_VERSION" \
+    2>&1 | grep -v '^go: downloading' >&2 || true
+  grep -q "k8s.io/kubernetes $K8S_VERSION" go.mod || { log "go get did not pin $K8S_VERSION"; exit 1; }
+  local ldf="-s -w" p now
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$now"
+  done
+  go build -trimpath -tags=selinux,notest -ldflags "$ldf" -o "$bin/" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+  "$bin/kubelet" --version >&2
+  log "kubelet built in $((SECONDS - started)) s"; record "kubelet-$K8S_VERSION" $((SECONDS - started))
+}
+
+# containerd 2.x through a wrapper module too (its go.mod has replace directives). Static, without
+# the snapshotters that need cgo or kernel headers: overlayfs and native are enough here.
+build_containerd() {
+  [ -x "$bin/containerd" ] && [ -x "$bin/ctr" ] && [ -x "$bin/containerd-shim-runc-v2" ] \
+    && { log "containerd $CONTAINERD_VERSION cached"; return; }
+  local started=$SECONDS w="$cache/build/containerd-$CONTAINERD_VERSION" c=github.com/containerd/containerd/v2
+  log "building containerd $CONTAINERD_VERSION"
+  rm -rf "$w" && mkdir -p "$w" && cd "$w"
+  go mod init e2e.local/containerdbuild >/dev/null 2>&1
+  go get -tool "$c/cmd/containerd@$CONTAINERD_VERSION" "$c/cmd/ctr@$CONTAINERD_VERSION" \
+    "$c/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
+  local ldf="-s -w -X $c/version.Version=$CONTAINERD_VERSION -X $c/version.Revision=e2e"
+  go build -trimpath -tags "no_btrfs,no_devmapper,no_zfs,no_aufs,no_dynamic_plugins,urfave_cli_no_docs" \
+    -ldflags "$ldf" -o "$bin/" "$c/cmd/containerd" "$c/cmd/ctr" "$c/cmd/containerd-shim-runc-v2"
+  "$bin/containerd" --version >&2
+  log "containerd built in $((SECONDS - started)) s"; record "containerd-$CONTAINERD_VERSION" $((SECONDS - started))
+}
+
+# The sandbox image cannot be pulled: a static Go program that sleeps until SIGTERM/SIGINT,
+# packed as a one-layer OCI image tarball (no Docker needed) for `ctr images import`.
+build_pause() {
+  local out="$bin/pause-$PAUSE_VERSION.tar"
+  [ -s "$out" ] && { log "pause image cached"; return; }
+  local w="$cache/build/pause-$PAUSE_VERSION"
+  rm -rf "$w" && mkdir -p "$w/src" "$w/rootfs" && cd "$w/src"
+  cat > main.go <<'GO'
+// pause: the pod sandbox's init. Reaps nothing, holds the namespaces until told to stop.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	<-stop
+}
+GO
+  go mod init e2e.local/pause >/dev/null 2>&1
+  go build -trimpath -ldflags "-s -w" -o "$w/rootfs/pause" .
+  python3 - "$w/rootfs" "$out" "registry.k8s.io/pause:$PAUSE_VERSION" /pause <<'PY'
+# A minimal OCI image layout tarball: one layer (the rootfs), a config, a manifest, an index
+# carrying the reference name that containerd imports it under.
+import gzip, hashlib, io, json, sys, tarfile
+rootfs, out, ref, entry = sys.argv[1:]
+blobs = {}
+def blob(data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    return digest
+raw = io.BytesIO()
+with tarfile.open(fileobj=raw, mode="w") as layer:
+    layer.add(rootfs, arcname=".", filter=lambda t: (setattr(t, "uid", 65535), setattr(t, "gid", 65535), t)[-1])
+diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
+layer_gz = gzip.compress(raw.getvalue(), mtime=0)
+config = json.dumps({"architecture": "amd64", "os": "linux",
+                     "config": {"Entrypoint": [entry], "User": "65535:65535"},
+                     "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob(config), "size": len(config)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": blob(layer_gz),
+                "size": len(layer_gz)}]}).encode()
+index = json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "digest": blob(manifest), "size": len(manifest),
+    "annotations": {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref}}]}).encode()
+with tarfile.open(out, "w") as tar:
+    def add(name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name); info.size = len(data); tar.addfile(info, io.BytesIO(data))
+    add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+    add("index.json", index)
+    for digest, data in blobs.items():
+        add("blobs/sha256/" + digest.split(":")[1], data)
+PY
+  log "pause image written: $out"
+}
+
+build_kubelet
+build_containerd
+build_pause
+echo "$PAUSE_VERSION" > "$bin/pause.version"
+echo "$bin"
