@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what a real kubelet node of the e2e world needs, into a versioned cache outside the
 # checkout: kubelet and kube-proxy (the control plane's Kubernetes release), containerd 2.x and
-# ctr (kubelet 1.36 wants containerd >= 2; Debian bookworm ships 1.6), and the pod sandbox
+# ctr (Debian bookworm ships 1.6, which kubelet 1.36 still runs with a fallback warning, and
+# E2E_REALNODE_CONTAINERD=system uses; containerd 1.x support is on its way out), and the pod sandbox
 # ("pause") image as an OCI tarball. Idempotent: whatever is present is skipped.
 #
 #   e2e/realnode/build.sh            # prints the bin folder on its last line
@@ -9,7 +10,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cluster/versions.env
 source "$here/../cluster/versions.env"
-CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
 PAUSE_VERSION=3.10-e2e
 cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
 bin="$cache/bin/realnode-k8s-$K8S_VERSION-containerd-$CONTAINERD_VERSION"
