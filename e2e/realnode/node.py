@@ -1,7 +1,8 @@
 """One real kubelet node beside the world's kwok nodes: containerd + runc + a CNI bridge + kubelet.
 
-Everything lives under `$E2E_DIR/run/realnode` (containerd's root, state and socket, kubelet's
-root dir, pod logs, CNI config and IPAM state), never in the system's /run/containerd or
+Everything lives under `$E2E_DIR/run/realnode` (containerd's root and state, kubelet's root dir,
+pod logs, CNI config and IPAM state) but the unix sockets of containerd and its shims, which need
+a short path (`/run/e2e-realnode-<offset>`); never in the system's /run/containerd or
 /var/lib/kubelet. Listeners are on 127.0.0.1 (kubelet API and healthz, containerd's streaming
 server) or unix sockets. The node registers as `real-<offset>` with `modelrollout.io/pool=real`,
 and a NoSchedule taint of the same key and value (pods opt in with TOLERATION).
@@ -124,8 +125,14 @@ class RealNode:
     # -- paths -----------------------------------------------------------------------------------
 
     @property
+    def sockets(self) -> Path:
+        """containerd's and its shims' unix sockets: a short path of their own, since a socket path
+        has at most 107 bytes and containerd refuses a shim socket folder longer than 42."""
+        return Path(f"/run/e2e-realnode-{self.offset}")
+
+    @property
     def socket(self) -> Path:
-        return self.dir / "containerd" / "containerd.sock"
+        return self.sockets / "containerd.sock"
 
     @property
     def certs(self) -> Path:
@@ -193,6 +200,7 @@ class RealNode:
     def _start(self, bin_dir: Path, world_bin: Path) -> None:
         for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._certificates()
         self._bridge()
         self._cni_config()
@@ -317,7 +325,7 @@ state = "{d / 'state'}"
 [plugins."io.containerd.nri.v1.nri"]
   disable = true
 [plugins."io.containerd.shim.v1.manager"]
-  socket_dir = "{d / 's'}"
+  socket_dir = "{self.sockets / 's'}"
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
@@ -446,6 +454,7 @@ state = "{d / 'state'}"
             log("stopping containerd")
         sup.stop("realnode-containerd")
         self._kill_shims()
+        _run("rm", "-rf", str(self.sockets), check=False)
         self._unmount()
         self._remove_cgroups()
         _run("ip", "link", "del", self.bridge, check=False)
