@@ -51,7 +51,13 @@ def test_example_rolls_out_a_new_version(kubectl: Kubectl, world: WorldInfo, nam
     name = given.model_deployment(kubectl, namespace, body, change=shorten)
     stable = then.phase_becomes(kubectl, namespace, name, "Succeeded", 120)["stableRevision"]
     when.new_version(kubectl, namespace, name, "2.0.0")
-    candidate = then.phase_becomes(kubectl, namespace, name, "Progressing", 60)["canaryRevision"]
+
+    def rollout_started() -> str | None:  # a blue-green switch can be over between two looks
+        status = then.status(kubectl, namespace, name)
+        moved = status.get("stableRevision") if status.get("stableRevision") != stable else None
+        return status.get("canaryRevision") or moved
+
+    candidate = eventually(rollout_started, 60, what=f"{example}: the rollout of 2.0.0 started")
     assert candidate != stable
 
     def promoted() -> dict[str, Any] | None:

@@ -174,9 +174,12 @@ def compare_goal(
     missing = quality.shortfall(stable.requests, canary.requests, stable.events + canary.events, config)
     if missing is not None:
         verdict, why = Verdict.INCONCLUSIVE, f"not enough data: {missing}"
-    elif win.log_e_decisive >= level:
+    # Each outcome needs both the per-pod test and the shown interval to exclude the other: the
+    # interval pools the pods, so near the boundary the two can disagree, and a win must be one the
+    # status can show (a CS above 1 + minimumEffect).
+    elif win.log_e_decisive >= level and lo > target:
         verdict, why = Verdict.PASS, "the challenger wins"
-    elif loss.log_e_decisive >= level:
+    elif loss.log_e_decisive >= level and hi < target:
         verdict, why = Verdict.FAIL, "the challenger cannot win"
     else:
         verdict, why = Verdict.INCONCLUSIVE, "undecided" if window_closed else "collecting evidence"
