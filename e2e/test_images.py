@@ -11,7 +11,6 @@ without having built the images. Cached images make it take seconds; a cold buil
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -21,8 +20,8 @@ import httpx
 import pytest
 
 import modelrollout
-from e2e.cluster.layout import REPO
 from e2e.cluster.processes import free_port
+from e2e.fixtures import images as images_fixture
 
 OPERATOR = "modelrollout:dev"
 MODELSERVER = "modelrollout-modelserver:dev"
@@ -36,20 +35,7 @@ def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def images() -> None:
     """Both images, built (or found cached) by `make images` as a user builds them."""
-    try:
-        answered = docker("info", timeout=30).returncode == 0
-    except FileNotFoundError:
-        answered = False
-    if not answered:
-        reason = "no Docker engine answers (`make system` installs and starts one)"
-        if os.environ.get("E2E_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"{reason}, and E2E_REQUIRE_DOCKER=1")
-        pytest.skip(reason)
-    started = time.monotonic()
-    built = subprocess.run(["make", "--no-print-directory", "images"], cwd=REPO, capture_output=True, text=True,
-                           timeout=1800)
-    assert built.returncode == 0, f"make images failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
-    print(f"make images: {time.monotonic() - started:.1f} s")
+    print(f"make images: {images_fixture.built_by_make():.1f} s")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ left running; otherwise this module starts it and stops it at the end.
 from __future__ import annotations
 
 import os
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.cluster.layout import REPO
+from e2e.fixtures import images
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
 from e2e.realnode.node import LABEL, TOLERATION, RealNode
 
@@ -26,27 +25,11 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 PORT = 8080  # the image's CMD listens here on every address of the pod
 
 
-def model_server_image() -> None:
-    """The image the node copies from Docker into containerd, built (or found cached) by `make images`."""
-    try:
-        answered = subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-    except FileNotFoundError:
-        answered = False
-    if not answered:
-        reason = "no Docker engine answers (`make system` installs and starts one); the image comes from it"
-        if os.environ.get("E2E_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"{reason}, and E2E_REQUIRE_DOCKER=1")
-        pytest.skip(reason)
-    built = subprocess.run(["make", "--no-print-directory", "images"], cwd=REPO, capture_output=True, text=True,
-                           timeout=1800)
-    assert built.returncode == 0, f"make images failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
-
-
 @pytest.fixture(scope="module")
 def real_node(world: WorldInfo) -> Iterator[str]:
     if world.local is None or os.geteuid() != 0:
         pytest.skip("a real node needs the local world and root (containerd, runc, a bridge)")
-    model_server_image()
+    images.built_by_make()  # the node imports the model-server image from Docker
     node = RealNode(world.local.layout)
     started_here = not node.ready(world.bin)
     if started_here:
