@@ -56,6 +56,8 @@ TARGET_LABELS = {
     "revision": "modelrollout.io/revision",
 }
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0)
+READY_SETTLE_S = 2.0
+"""How long a Ready the runner set may take to come back through its pod watch."""
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_LABEL = ("app.kubernetes.io/name", "modelrollout")
 OPERATOR_COMMAND = ["python", "-m", "modelrollout"]
@@ -98,6 +100,7 @@ class Server:
     restarts: int = 0
     restart_at: float | None = None
     reported_ready_once: bool = False
+    ready_set_at: float = 0.0
 
     @property
     def key(self) -> str:
@@ -127,6 +130,11 @@ def eligible(pod: dict[str, Any]) -> tuple[str, int, str] | None:
     return None
 
 
+def is_pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions", []))
+
+
 def container_env(pod: dict[str, Any], container_name: str) -> dict[str, str]:
     env: dict[str, str] = {
         "POD_NAME": pod["metadata"]["name"],
@@ -153,7 +161,7 @@ class Runner:
         self.servers: dict[str, Server] = {}
         self.stopping = threading.Event()
         self._endpoints_text = ""
-        self.faked: set[str] = set()
+        self.faked: dict[str, float] = {}  # uid -> when this runner last set the pod Ready
 
     # -- watching ------------------------------------------------------------------------------
 
@@ -206,6 +214,7 @@ class Runner:
                 self.servers[key] = self.create(pod, container, kind)
             else:
                 self.relabel(self.servers[key], pod)
+                self.reassert_ready(self.servers[key], pod)
         for server in self.servers.values():
             self.supervise(server)
         self.write_endpoints()
@@ -215,9 +224,11 @@ class Runner:
         """Pods that ask for no process are Ready once they run, as if probed."""
         for pod in pods.values():
             meta, status = pod["metadata"], pod.get("status", {})
-            if ((meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) != NO_PROCESS or meta["uid"] in self.faked
+            if ((meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) != NO_PROCESS or is_pod_ready(pod)
                     or meta.get("deletionTimestamp") or status.get("phase") != "Running"):
                 continue
+            if time.monotonic() - self.faked.get(meta["uid"], -READY_SETTLE_S) < READY_SETTLE_S:
+                continue  # set a moment ago; the watch has not brought it back yet
             now = _now()
             name = pod["spec"]["containers"][0]["name"]
             patch = {"status": {
@@ -227,10 +238,11 @@ class Runner:
                                        "state": {"running": {"startedAt": now}}}]}}
             try:
                 self.api.patch_namespaced_pod_status(meta["name"], meta["namespace"], patch)
-                self.faked.add(meta["uid"])
+                self.faked[meta["uid"]] = time.monotonic()
             except Exception as error:
                 LOG.warning("%s/%s: could not set Ready: %s", meta["namespace"], meta["name"], error)
-        self.faked &= {p["metadata"]["uid"] for p in pods.values()}
+        present = {p["metadata"]["uid"] for p in pods.values()}
+        self.faked = {uid: at for uid, at in self.faked.items() if uid in present}
 
     def create(self, pod: dict[str, Any], container: str, kind: str = "model") -> Server:
         meta = pod["metadata"]
@@ -257,6 +269,14 @@ class Runner:
             server.labels = labels
             if server.process is not None:
                 self.write_target(server)
+
+    def reassert_ready(self, server: Server, pod: dict[str, Any]) -> None:
+        """A kubelet keeps asserting what its probe sees. kwok may apply its pod-ready stage again
+        from a stale cache after this runner flipped the pod Ready, and nothing else would flip it back."""
+        settled = time.monotonic() - server.ready_set_at > READY_SETTLE_S  # the watch has caught up
+        if server.ready and server.process is not None and settled and not is_pod_ready(pod):
+            LOG.info("%s: Ready was overwritten; setting it again", server.key)
+            self.set_ready(server, True)
 
     def pod_credentials(self, pod: dict[str, Any]) -> Path:
         """A kubeconfig with a token of the pod's ServiceAccount, bound to the pod, as a kubelet mounts it."""
@@ -348,6 +368,7 @@ class Runner:
         try:
             self.api.patch_namespaced_pod_status(server.name, server.namespace, patch)
             server.ready = ready
+            server.ready_set_at = time.monotonic()
         except Exception as error:
             LOG.warning("%s: could not set Ready=%s: %s", server.key, flag, error)
 
