@@ -45,6 +45,10 @@ class Ports:
             metrics_adapter=26444 + offset,
         )
 
+    @property
+    def offset(self) -> int:
+        return self.apiserver - Ports.from_offset(0).apiserver
+
     def all(self) -> list[int]:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
 

@@ -243,7 +243,7 @@ class World:
 
     def down(self, quiet: bool = False) -> None:
         if (self.layout.run / "realnode").exists():  # a real node drains its pods while the API server runs
-            RealNode(self.layout, self.ports.apiserver - Ports.from_offset(0).apiserver).down(quiet=quiet)
+            RealNode(self.layout, self.ports.offset).down(quiet=quiet)
         for name in ORDER:
             if not quiet and self.supervisor.pid_of(name) is not None:
                 log(f"stopping {name}")

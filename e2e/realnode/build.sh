@@ -3,7 +3,7 @@
 # checkout: kubelet and kube-proxy (the control plane's Kubernetes release), containerd 2.x and
 # ctr (Debian bookworm ships 1.6, which kubelet 1.36 still runs with a fallback warning, and
 # E2E_REALNODE_CONTAINERD=system uses; containerd 1.x support is on its way out), and the pod sandbox
-# ("pause") image as an OCI tarball. Idempotent: whatever is present is skipped.
+# ("pause") image as an OCI tarball, and Prometheus. Idempotent: whatever is present is skipped.
 #
 #   e2e/realnode/build.sh            # prints the bin folder on its last line
 set -euo pipefail
@@ -133,8 +133,28 @@ PY
   log "pause image written: $out"
 }
 
+# Prometheus with its Kubernetes service discovery (Debian's package is built without it), from
+# its Go module, whose versions are v0.<minor>.<patch> for release 3.<minor>.<patch>. Only the
+# Kubernetes discovery of its many (its own build tags), and no web UI assets (the tests use the API).
+build_prometheus() {
+  local stamp="$bin/prometheus.version" module
+  if [ -x "$bin/prometheus" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$PROMETHEUS_VERSION" ]; then
+    log "prometheus $PROMETHEUS_VERSION cached"; return
+  fi
+  local started=$SECONDS p=github.com/prometheus/prometheus minor
+  minor=$(echo "$PROMETHEUS_VERSION" | cut -d. -f2)
+  module="v0.$((300 + minor)).$(echo "$PROMETHEUS_VERSION" | cut -d. -f3)"  # v3.16.0 -> v0.316.0
+  log "building prometheus $PROMETHEUS_VERSION ($p@$module; cold: several minutes)"
+  GOBIN="$bin" go install -trimpath -tags remove_all_sd,enable_kubernetes_sd -ldflags "-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}" \
+    "$p/cmd/prometheus@$module" 2>&1 | grep -v '^go: downloading' >&2 || true
+  [ -x "$bin/prometheus" ] || { log "building prometheus failed"; exit 1; }
+  echo "$PROMETHEUS_VERSION" > "$stamp"
+  log "prometheus built in $((SECONDS - started)) s"; record "prometheus-$PROMETHEUS_VERSION" $((SECONDS - started))
+}
+
 build_kubelet
 build_containerd
 build_pause
+build_prometheus
 echo "$PAUSE_VERSION" > "$bin/pause.version"
 echo "$bin"

@@ -48,11 +48,42 @@ CONTAINERD_SOURCE = "E2E_REALNODE_CONTAINERD"
 move its shim sockets and network namespaces off /run/containerd/s and /var/run/netns: those
 (empty) folders stay behind, and are shared with Docker's own containerd, so they are not removed."""
 POD_CIDR = "E2E_REALNODE_POD_CIDR"
-IMAGES = ("modelrollout-modelserver:dev",)
+IMAGES = ("modelrollout-modelserver:dev", "modelrollout:dev")
 """Docker images copied into containerd (pods here must not pull: no registry is reachable)."""
 KUBE_PROXY = "E2E_REALNODE_KUBE_PROXY"
+KUBERNETES_SERVICE_IP = "10.96.0.1"  # the first address of the world's service CIDR
 CNI_BIN = Path("/usr/lib/cni")
 RUNC = "/usr/sbin/runc"
+
+
+def scrape_jobs(kubeconfig: Path, node: str) -> list[dict[str, object]]:
+    """The node's pods by Kubernetes service discovery and pod IP, with the
+    relabelling of the chart's PodMonitors (model servers: modelrollout.io/* labels, port `http`;
+    the operator: app.kubernetes.io/name=modelrollout, port `metrics`). Only this node's pods are
+    listed (a field selector): kwok's stay with the world's Prometheus and the pod runner's files."""
+    discovery = [{"role": "pod", "kubeconfig_file": str(kubeconfig),
+                  "selectors": [{"role": "pod", "field": f"spec.nodeName={node}"}]}]
+    running = {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running", "action": "keep"}
+    model_servers = [
+        running,
+        *({"source_labels": [f"__meta_kubernetes_pod_labelpresent_modelrollout_io_{key}"], "regex": "true",
+           "action": "keep"} for key in ("name", "track", "revision")),
+        {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "http", "action": "keep"},
+        *({"source_labels": [f"__meta_kubernetes_pod_label_modelrollout_io_{key}"], "target_label": target}
+          for key, target in (("name", "modeldeployment"), ("track", "track"), ("revision", "revision"))),
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+    ]
+    operator = [
+        running,
+        {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "regex": "modelrollout",
+         "action": "keep"},
+        {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "metrics", "action": "keep"},
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+    ]
+    return [{"job_name": job, "kubernetes_sd_configs": discovery, "relabel_configs": relabel}
+            for job, relabel in (("realnode-model-servers", model_servers), ("realnode-operator", operator))]
 
 
 def log(message: str) -> None:
@@ -67,11 +98,16 @@ class NodePorts:
     kubelet_healthz: int
     proxy_metrics: int
     proxy_healthz: int
+    prometheus: int
 
     @classmethod
     def from_offset(cls, offset: int) -> NodePorts:
         return cls(kubelet=26250 + offset, kubelet_healthz=26251 + offset, proxy_metrics=26252 + offset,
-                   proxy_healthz=26253 + offset)
+                   proxy_healthz=26253 + offset, prometheus=26254 + offset)
+
+
+def node_name(offset: int) -> str:
+    return f"real-{offset}"
 
 
 def default_pod_cidr(offset: int) -> str:
@@ -114,7 +150,7 @@ class RealNode:
         self.offset = int(os.environ.get("E2E_PORT_OFFSET", "0")) if offset is None else offset
         self.ports = NodePorts.from_offset(self.offset)
         self.world_ports = Ports.from_offset(self.offset)
-        self.name = f"real-{self.offset}"
+        self.name = node_name(self.offset)
         self.dir = self.layout.run / "realnode"
         self.supervisor = Supervisor(self.dir, self.layout.logs)
         self.bridge = f"e2erb{self.offset}"[:15]
@@ -203,6 +239,7 @@ class RealNode:
         self.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._certificates()
         self._bridge()
+        self._host_routes()
         self._cni_config()
         sup = self.supervisor
         (self.dir / "containerd.source").write_text("system\n" if self.system_containerd() else "built\n")
@@ -214,6 +251,8 @@ class RealNode:
             (hierarchy / self.cgroup_root.lstrip("/")).mkdir(exist_ok=True)
         sup.start(self._kubelet(bin_dir))
         sup.wait_until("realnode-kubelet", lambda: self.ready(world_bin), 120, what=f"registering {self.name} Ready")
+        sup.start(self._prometheus(bin_dir))
+        sup.wait_until("realnode-prometheus", lambda: _http_ok(f"{self.prometheus_url}/-/ready"), 60)
         if self.with_proxy():
             (self.dir / "kube-proxy.tables").touch()  # ours to delete at `down`
             sup.start(self._kube_proxy(bin_dir))
@@ -268,6 +307,47 @@ current-context: {user}
         _run("ip", "link", "add", "name", self.bridge, "type", "bridge")
         _run("ip", "addr", "add", f"{self.gateway}/{self.pod_cidr.prefixlen}", "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")
+
+    @property
+    def nat_table(self) -> str:
+        return f"e2e-realnode-{self.offset}"
+
+    def from_pods(self, port: int) -> str:
+        """A loopback listener of the host (the world's Prometheus, or this node's) as this node's
+        pods reach it: the bridge's address, mapped by `_host_routes`."""
+        return f"http://{self.gateway}:{port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        """The node's Prometheus, from the host."""
+        return f"http://127.0.0.1:{self.ports.prometheus}"
+
+    def _host_routes(self) -> None:
+        """Pods reach the world's loopback-only API server and Prometheus.
+
+        The world's API server advertises 127.0.0.1, so kube-proxy has no endpoint to send the
+        `kubernetes` Service (10.96.0.1:443, in the serving certificate) to; this node does what
+        kube-proxy would do for it, and for the world's and the node's Prometheus on the bridge's
+        address, with a DNAT to the
+        loopback listener. route_localnet lets the bridge carry 127.0.0.1 both ways; it goes with
+        the bridge at `down`, as the table does.
+        """
+        if shutil.which("nft") is None:
+            log("no nft (apt nftables): pods here cannot reach the API server or Prometheus")
+            return
+        Path(f"/proc/sys/net/ipv4/conf/{self.bridge}/route_localnet").write_text("1\n")
+        _run("nft", "delete", "table", "ip", self.nat_table, check=False)
+        w, n = self.world_ports, self.ports.prometheus
+        rules = f"""table ip {self.nat_table} {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat - 5; policy accept;
+    iifname "{self.bridge}" ip daddr {KUBERNETES_SERVICE_IP} tcp dport 443 dnat to 127.0.0.1:{w.apiserver}
+    iifname "{self.bridge}" ip daddr {self.gateway} tcp dport {w.prometheus} dnat to 127.0.0.1:{w.prometheus}
+    iifname "{self.bridge}" ip daddr {self.gateway} tcp dport {n} dnat to 127.0.0.1:{n}
+  }}
+}}
+"""
+        _run("nft", "-f", "-", input=rules.encode())
 
     def _cni_config(self) -> None:
         # No ipMasq: pods only talk to the host, and no iptables rules are left to clean up.
@@ -360,12 +440,21 @@ state = "{d / 'state'}"
         tarball = bin_dir / f"pause-{self._pause_ref(bin_dir).rsplit(':', 1)[1]}.tar"
         self.ctr(bin_dir, "images", "import", str(tarball))
         for image in IMAGES:
-            if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
-                started = time.monotonic()
-                self.ctr(bin_dir, "images", "import", "-", input=_run("docker", "save", image, binary=True))
-                log(f"imported {image} ({time.monotonic() - started:.1f} s)")
-            else:
-                log(f"{image} is not in Docker (run e2e/images/build.sh); pods here cannot use it")
+            if not self.import_image(image, bin_dir):
+                log(f"{image} is not in Docker (run `make images`); pods here cannot use it")
+
+    def import_image(self, image: str, bin_dir: Path | None = None) -> bool:
+        """Copies a Docker image into the node's containerd, as a registry pull would; False if
+        Docker has no such image."""
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+            return False
+        bin_dir = bin_dir or self._bin_dir()
+        if bin_dir is None:
+            raise StartError("the real node's binaries are not built")
+        started = time.monotonic()
+        self.ctr(bin_dir, "images", "import", "-", input=_run("docker", "save", image, binary=True))
+        log(f"imported {image} ({time.monotonic() - started:.1f} s)")
+        return True
 
     def _kubelet(self, bin_dir: Path) -> Component:
         config = self.dir / "kubelet-config.yaml"
@@ -398,6 +487,25 @@ state = "{d / 'state'}"
             f"--hostname-override={self.name}", f"--node-ip={self.gateway}",
             f"--node-labels={LABEL[0]}={LABEL[1]}", "--v=1",
         ], ports=[self.ports.kubelet, self.ports.kubelet_healthz])
+
+    def _prometheus(self, bin_dir: Path) -> Component:
+        """Prometheus built from its Go module (Debian's, the world's, is built without Kubernetes
+        service discovery), scraping this node's pods by pod IP."""
+        from e2e.cluster.world import scrape_interval  # world imports this module
+
+        d = self.dir / "prometheus"
+        d.mkdir(parents=True, exist_ok=True)
+        config = d / "prometheus.yml"
+        interval = scrape_interval()
+        config.write_text(json.dumps({
+            "global": {"scrape_interval": f"{interval}s", "scrape_timeout": f"{min(10, max(1, interval - 1))}s",
+                       "evaluation_interval": f"{interval}s"},
+            "scrape_configs": scrape_jobs(self.layout.kubeconfig, self.name),
+        }, indent=1))
+        return Component("realnode-prometheus", [
+            str(bin_dir / "prometheus"), f"--config.file={config}", f"--storage.tsdb.path={d / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.ports.prometheus}", "--storage.tsdb.retention.time=6h",
+        ], ports=[self.ports.prometheus])
 
     def with_proxy(self) -> bool:
         """kube-proxy runs unless E2E_REALNODE_KUBE_PROXY=0, `nft` is missing (apt nftables), or
@@ -445,6 +553,7 @@ state = "{d / 'state'}"
             for family in ("ip", "ip6"):
                 _run("nft", "delete", "table", family, "kube-proxy", check=False)
             (self.dir / "kube-proxy.tables").unlink()
+        sup.stop("realnode-prometheus")
         if not quiet and sup.pid_of("realnode-kubelet") is not None:
             log("stopping kubelet")
         sup.stop("realnode-kubelet")
@@ -457,8 +566,9 @@ state = "{d / 'state'}"
         _run("rm", "-rf", str(self.sockets), check=False)
         self._unmount()
         self._remove_cgroups()
+        _run("nft", "delete", "table", "ip", self.nat_table, check=False)
         _run("ip", "link", "del", self.bridge, check=False)
-        for sub in ("containerd/state", "containerd/root", "kubelet", "cni/ipam"):
+        for sub in ("containerd/state", "containerd/root", "kubelet", "cni/ipam", "prometheus"):
             _run("rm", "-rf", str(self.dir / sub), check=False)
         if world_bin is not None:
             with contextlib.suppress(StartError):

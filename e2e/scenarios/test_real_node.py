@@ -3,40 +3,23 @@
 The node joins the world as `modelrollout.io/pool=real`; a pod of modelrollout-modelserver:dev
 is placed there by nodeSelector, turns Ready through a real readiness probe, and answers HTTP on
 its pod IP from the host. A node that is already up (`python -m e2e.realnode up`) is reused and
-left running; otherwise this module starts it and stops it at the end.
+left running; otherwise the session starts it and stops it at its end (e2e/fixtures/realnode.py).
 """
 
 from __future__ import annotations
 
-import os
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from e2e.fixtures import images
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
 from e2e.realnode.node import LABEL, TOLERATION, RealNode
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 PORT = 8080  # the image's CMD listens here on every address of the pod
-
-
-@pytest.fixture(scope="module")
-def real_node(world: WorldInfo) -> Iterator[str]:
-    if world.local is None or os.geteuid() != 0:
-        pytest.skip("a real node needs the local world and root (containerd, runc, a bridge)")
-    images.built_by_make()  # the node imports the model-server image from Docker
-    node = RealNode(world.local.layout)
-    started_here = not node.ready(world.bin)
-    if started_here:
-        node.up()
-    yield node.name
-    if started_here and not os.environ.get("E2E_KEEP_WORLD"):
-        node.down()
 
 
 def model_server_pod(namespace: str) -> dict[str, Any]:
@@ -75,14 +58,14 @@ def run_ready_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
         raise AssertionError(f"the pod did not become Ready:\n{described[-3000:]}") from None
 
 
-def test_model_server_runs_as_a_real_container(real_node: str, kubectl: Kubectl, namespace: str) -> None:
-    node = get_json(kubectl, "node", real_node)
+def test_model_server_runs_as_a_real_container(real_node: RealNode, kubectl: Kubectl, namespace: str) -> None:
+    node = get_json(kubectl, "node", real_node.name)
     assert node["metadata"]["labels"].get(LABEL[0]) == LABEL[1]
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
     assert {"key": LABEL[0], "value": LABEL[1], "effect": "NoSchedule"} in node["spec"].get("taints", [])
 
     pod = run_ready_pod(kubectl, namespace)
-    assert pod["spec"]["nodeName"] == real_node
+    assert pod["spec"]["nodeName"] == real_node.name
     status = pod["status"]["containerStatuses"][0]
     assert status["containerID"].startswith("containerd://")
     ip = pod["status"]["podIP"]
@@ -94,11 +77,10 @@ def test_model_server_runs_as_a_real_container(real_node: str, kubectl: Kubectl,
         assert b"# TYPE" in response.read()
 
 
-def test_service_cluster_ip_reaches_the_pod(real_node: str, world: WorldInfo, kubectl: Kubectl,
+def test_service_cluster_ip_reaches_the_pod(real_node: RealNode, world: WorldInfo, kubectl: Kubectl,
                                             namespace: str) -> None:
     """kube-proxy (nftables mode) on the real node: the host reaches the pod through its Service."""
-    assert world.local is not None
-    if RealNode(world.local.layout).supervisor.pid_of("realnode-kube-proxy") is None:
+    if real_node.supervisor.pid_of("realnode-kube-proxy") is None:
         pytest.skip("the real node runs without kube-proxy (nft missing or E2E_REALNODE_KUBE_PROXY=0)")
     run_ready_pod(kubectl, namespace)
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "real-model-server", "namespace": namespace},
