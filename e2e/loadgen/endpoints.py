@@ -1,7 +1,8 @@
 """Reads the endpoints file that the harness's pod runner writes.
 
-Format (JSON): `{"pods": [{"namespace": str, "name": str, "port": int, "labels": {str: str},
-"ready": bool}]}`; each entry's model server listens on 127.0.0.1:port. The writer should
+Format (JSON): `{"pods": [{"namespace": str, "name": str, "host": str, "port": int, "labels": {str: str},
+"ready": bool}]}`; each entry's model server listens on host:port (host: 127.0.0.1 for the pod
+runner's processes, the pod IP for the real node's containers; 127.0.0.1 when left out). The writer should
 replace the file atomically (write a temporary file, then rename); a half-written or missing
 file is reported and the last good list kept.
 """
@@ -35,6 +36,9 @@ def parse(doc: Any) -> list[Pod]:
         port = entry.get("port")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise EndpointsError(f"pods[{i}].port is not a port number: {port!r}")
+        host = entry.get("host", "127.0.0.1")
+        if not isinstance(host, str) or not host:
+            raise EndpointsError(f"pods[{i}].host is not an address: {host!r}")
         labels = entry.get("labels") or {}
         if not isinstance(labels, Mapping):
             raise EndpointsError(f"pods[{i}].labels is not an object")
@@ -42,6 +46,7 @@ def parse(doc: Any) -> list[Pod]:
             namespace=str(entry.get("namespace", "default")),
             name=str(entry.get("name", "")),
             port=port,
+            host=host,
             labels={str(k): str(v) for k, v in labels.items()},
             ready=bool(entry.get("ready", False)),
         ))

@@ -65,13 +65,14 @@ _ISTIO_KINDS: dict[str, MatchKind] = {"exact": "exact", "prefix": "prefix", "reg
 
 @dataclass(frozen=True)
 class Pod:
-    """One entry of the endpoints file: a pod whose model server listens on 127.0.0.1:port."""
+    """One entry of the endpoints file: a pod whose model server listens on host:port."""
 
     namespace: str
     name: str
     port: int
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     ready: bool = True
+    host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)

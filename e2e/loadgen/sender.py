@@ -137,7 +137,7 @@ class Sender:
         if pod is not None:
             try:
                 async with self._session.post(
-                    f"http://127.0.0.1:{pod.port}/v1/predict", data=body, headers=headers,
+                    f"http://{pod.host}:{pod.port}/v1/predict", data=body, headers=headers,
                     timeout=self._timeout,
                 ) as response:
                     await response.read()
@@ -162,7 +162,7 @@ class Sender:
         self._windows[(route.namespace, route.target)].mirrored += 1
         try:
             async with self._session.post(
-                f"http://127.0.0.1:{pod.port}/v1/predict", data=body, headers=headers,
+                f"http://{pod.host}:{pod.port}/v1/predict", data=body, headers=headers,
                 timeout=self._mirror_timeout,
             ) as response:
                 await response.read()

@@ -135,6 +135,24 @@ def is_pod_ready(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions", []))
 
 
+def real_node_endpoints(pods: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The real node's model-server pods (a kubelet runs them), by pod IP and container port, so
+    that the load generator reaches them as it reaches this runner's processes."""
+    found = []
+    for key in sorted(pods):
+        pod = pods[key]
+        meta, spec, status = pod["metadata"], pod.get("spec", {}), pod.get("status", {})
+        if ((spec.get("nodeSelector") or {}).get(REAL_POOL[0]) != REAL_POOL[1] or meta.get("deletionTimestamp")
+                or status.get("phase") != "Running" or not status.get("podIP")):
+            continue
+        port = next((p["containerPort"] for c in spec.get("containers", []) for p in c.get("ports") or []
+                     if p.get("containerPort")), None)
+        if port is not None:
+            found.append({"namespace": meta["namespace"], "name": meta["name"], "host": status["podIP"],
+                          "port": int(port), "labels": dict(meta.get("labels") or {}), "ready": is_pod_ready(pod)})
+    return found
+
+
 def container_env(pod: dict[str, Any], container_name: str) -> dict[str, str]:
     env: dict[str, str] = {
         "POD_NAME": pod["metadata"]["name"],
@@ -161,6 +179,7 @@ class Runner:
         self.servers: dict[str, Server] = {}
         self.stopping = threading.Event()
         self._endpoints_text = ""
+        self.remote: list[dict[str, Any]] = []  # real-node pods: listed for the load generator, not run
         self.faked: dict[str, float] = {}  # uid -> when this runner last set the pod Ready
 
     # -- watching ------------------------------------------------------------------------------
@@ -196,6 +215,7 @@ class Runner:
     def reconcile(self) -> None:
         with self.pods_lock:
             pods = dict(self.pods)
+        self.remote = real_node_endpoints(pods)
         wanted: dict[str, tuple[dict[str, Any], str, int, str]] = {}
         for key, pod in pods.items():
             serving = eligible(pod)
@@ -407,7 +427,7 @@ class Runner:
             {"namespace": s.namespace, "name": s.name, "port": s.port, "labels": s.labels,
              "ready": s.ready and s.process is not None}
             for s in sorted(self.servers.values(), key=lambda s: s.key) if s.kind == "model"
-        ]}
+        ] + self.remote}
         text = json.dumps(table, sort_keys=True)
         if text != self._endpoints_text:
             _atomic_write(self.endpoints, text)

@@ -586,6 +586,11 @@ def test_endpoints_file(tmp_path: Path) -> None:
         {"namespace": NS, "name": "b", "port": 9002, "labels": {}, "ready": False},
     ]}))
     assert endpoints.read(path) == [Pod(NS, "a", 9001, {"x": "y"}, True), Pod(NS, "b", 9002, {}, False)]
+    path.write_text(json.dumps({"pods": [{"namespace": NS, "name": "r", "host": "10.88.0.5", "port": 8080}]}))
+    assert [(p.host, p.port) for p in endpoints.read(path)] == [("10.88.0.5", 8080)]  # a real node's pod
+    path.write_text('{"pods": [{"name": "c", "host": 7, "port": 9}]}')
+    with pytest.raises(endpoints.EndpointsError, match=r"pods\[0\].host"):
+        endpoints.read(path)
     path.write_text('{"pods": [{"name": "c", "port": "9"}]}')
     with pytest.raises(endpoints.EndpointsError, match=r"pods\[0\].port"):
         endpoints.read(path)
