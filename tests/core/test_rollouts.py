@@ -184,6 +184,7 @@ def test_crash_looping_candidate_rolls_back_after_the_progress_deadline() -> Non
     assert w.now - world.T0 < datetime.timedelta(minutes=10)
     assert condition(w, ConditionType.DEGRADED) == ("True", "ProgressDeadlineExceeded")
     assert "crash-looping" in w.status.history[-1].reason
+    assert "CrashLoopBackOff: back-off" in w.status.history[-1].reason, "the kubelet's reason is kept"
 
 
 def test_no_surge_budget_replaces_stable_pods_one_at_a_time() -> None:

@@ -181,6 +181,7 @@ class World:
                 unschedulable=item.desired - item.scheduled,
                 crashing=(item.scheduled - item.ready) if revision in self.crashing else 0,
                 restarts=5 if revision in self.crashing else 0,
+                waiting="CrashLoopBackOff: back-off 40s restarting container" if revision in self.crashing else "",
             )
             for revision, item in self.pods.items()
         }

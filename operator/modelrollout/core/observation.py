@@ -57,6 +57,9 @@ class Pods:
     restarts: int = 0
     """Container restarts summed over the revision's pods."""
 
+    waiting: str = ""
+    """The kubelet's reason a not-ready pod's container waits (ErrImageNeverPull, CrashLoopBackOff)."""
+
 
 NO_PODS = Pods()
 

@@ -25,7 +25,8 @@ Asked = slots.Asked
 def _pods(revisions: dict[str, workloads.RevisionPods]) -> dict[str, observation.Pods]:
     return {
         revision: observation.Pods(desired=seen.desired, ready=seen.ready, unschedulable=seen.unschedulable,
-                                   crashing=seen.crash_looping, restarts=seen.restarts)
+                                   crashing=seen.crash_looping, restarts=seen.restarts,
+                                   waiting=seen.waiting_message)
         for revision, seen in revisions.items()
     }
 

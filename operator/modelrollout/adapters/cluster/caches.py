@@ -61,9 +61,18 @@ def trim_pod(body: Mapping[str, Any], address_annotation: str = "") -> Body:
                                 for c in spec.get("containers") or []]},
         "status": {"phase": status.get("phase"), "podIP": status.get("podIP"),
                    "conditions": _conditions(status, ("Ready", "PodScheduled")),
-                   "containerStatuses": [{"restartCount": s.get("restartCount", 0)}
-                                         for s in status.get("containerStatuses") or []]},
+                   "containerStatuses": [_trim_container(s) for s in status.get("containerStatuses") or []]},
     }
+
+
+def _trim_container(status: Mapping[str, Any]) -> Body:
+    """Restarts, and the kubelet's reason when the container waits (ErrImageNeverPull, CrashLoopBackOff)."""
+    out: Body = {"restartCount": status.get("restartCount", 0)}
+    waiting = (status.get("state") or {}).get("waiting")
+    if waiting:
+        message = str(waiting.get("message") or "")[:200]
+        out["state"] = {"waiting": {"reason": waiting.get("reason"), "message": message}}
+    return out
 
 
 def trim_owned(body: Mapping[str, Any]) -> Body:

@@ -27,6 +27,8 @@ class RevisionPods:
     crash_looping: int
     restarts: int = 0
     unschedulable_message: str = ""
+    waiting_message: str = ""
+    """Why a pod that is not ready has no running container, as its kubelet says (the first found)."""
 
 
 def is_ready(pod: Mapping[str, Any]) -> bool:
@@ -52,6 +54,24 @@ def _crash_looping(pod: Mapping[str, Any]) -> bool:
     return not is_ready(pod) and any(s.get("restartCount", 0) > 0 for s in statuses)
 
 
+STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+"""Waiting reasons of a container on its way up: no problem to report."""
+
+
+def _waiting(pod: Mapping[str, Any]) -> str | None:
+    """The kubelet's reason a container of a not-ready pod waits ("ErrImageNeverPull: ...",
+    "CrashLoopBackOff: back-off 20s ..."), cut short for status.message."""
+    if is_ready(pod):
+        return None
+    for container in pod.get("status", {}).get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason and reason not in STARTING:
+            message = str(waiting.get("message") or "").strip()
+            return f"{reason}: {message}"[:160] if message else str(reason)
+    return None
+
+
 def summarize(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> dict[str, RevisionPods]:
     """Counts per revision from listed Deployments and pods (pure; tested with plain dicts)."""
     by_revision: dict[str, list[Mapping[str, Any]]] = {}
@@ -68,6 +88,7 @@ def summarize(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[s
             continue
         revision_pods = by_revision.get(revision, [])
         messages = [m for m in (_unschedulable(p) for p in revision_pods) if m]
+        waits = [w for w in (_waiting(p) for p in revision_pods) if w]
         out[revision] = RevisionPods(
             revision=revision,
             desired=int(item.get("spec", {}).get("replicas", 0)),
@@ -76,6 +97,7 @@ def summarize(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[s
             crash_looping=sum(1 for p in revision_pods if _crash_looping(p)),
             restarts=sum(_restarts(p) for p in revision_pods),
             unschedulable_message=messages[0] if messages else "",
+            waiting_message=waits[0] if waits else "",
         )
     return out
 

@@ -34,7 +34,8 @@ def size(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: obser
     if pods.unschedulable > 0:
         return turn.but(hold=ctx.budget.pending(pods.unschedulable, track), capacity=True)
     if pods.ready < split.candidate:
-        return turn.but(hold=f"waiting for {track} pods: {pods.ready}/{split.candidate} ready")
+        kubelet = f" ({pods.waiting})" if pods.waiting else ""
+        return turn.but(hold=f"waiting for {track} pods: {pods.ready}/{split.candidate} ready{kubelet}")
     return turn
 
 
@@ -101,7 +102,7 @@ def overdue(ctx: turns.Context, turn: turns.Turn, stance: steps.Stance, pods: ob
         return turn
     why = (
         f"{stuck} of {split.candidate} {stance.track.value} pods not ready after {ctx.spec.progress_deadline}"
-        f" ({pods.crashing} crash-looping, {pods.restarts} restarts)"
+        f" ({pods.crashing} crash-looping, {pods.restarts} restarts)" + (f": {pods.waiting}" if pods.waiting else "")
     )
     return moves.rollback(ctx, turn, Outcome.ROLLED_BACK, Reason.PROGRESS_DEADLINE_EXCEEDED, why)
 
