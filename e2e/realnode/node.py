@@ -456,6 +456,14 @@ state = "{d / 'state'}"
         log(f"imported {image} ({time.monotonic() - started:.1f} s)")
         return True
 
+    def kill_container(self, container_id: str) -> None:
+        """SIGKILL a container's process through containerd (`containerd://<id>` from the pod's
+        status), as the runtime or an OOM kill would end it; the kubelet restarts it."""
+        bin_dir = self._bin_dir()
+        if bin_dir is None:
+            raise StartError("the real node's binaries are not built")
+        self.ctr(bin_dir, "tasks", "kill", "--signal", "SIGKILL", container_id.removeprefix("containerd://"))
+
     def _kubelet(self, bin_dir: Path) -> Component:
         config = self.dir / "kubelet-config.yaml"
         pki = self.certs

@@ -17,7 +17,7 @@ import yaml
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
 from e2e.realnode.node import LABEL, TOLERATION, RealNode
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("real-node")]
 
 PORT = 8080  # the image's CMD listens here on every address of the pod
 

@@ -29,7 +29,7 @@ from e2e.fixtures.operator import OperatorProcess
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
 from e2e.realnode.node import LABEL, TOLERATION, RealNode
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("real-node")]
 
 IMAGE = "modelrollout"
 METRICS_PORT = 8080  # the chart's metrics.port
@@ -66,6 +66,12 @@ def scraped(prometheus: str, query: str) -> float | None:
     except OSError:
         return None
     return float(result[0]["value"][1]) if result else None
+
+
+def scrape_targets(world: WorldInfo, namespace: str) -> list[str]:
+    """The pod runner's scrape target files for `namespace` (what the world's Prometheus reads)."""
+    assert world.local is not None
+    return sorted(p.name for p in world.local.layout.scrape_targets.glob(f"{namespace}__*.json"))
 
 
 @pytest.fixture
@@ -117,11 +123,17 @@ def test_the_charts_operator_runs_as_a_container_and_survives_an_upgrade(
 
         name = given.model_deployment(kubectl, namespace, given.example("canary-manual"), rps=60, change=to_pause)
         then.phase_becomes(kubectl, namespace, name, "Succeeded", 120)
+        # The stable pods are scraped by the world's Prometheus before the canary is judged on them.
+        up = f'count(up{{namespace="{namespace}",modeldeployment="{name}"}} == 1)'
+        eventually(lambda: scraped(world.prometheus_url, up) == 2.0, 60,
+                   what=f"{up} == 2 in the world's Prometheus (target files: {scrape_targets(world, namespace)})")
         when.new_version(kubectl, namespace, name, "1.1.0")
         paused = then.phase_becomes(kubectl, namespace, name, "Paused", 150)
         assert paused["canaryWeight"] == 20, paused
         judged = [a for a in paused.get("analysis", []) if a.get("verdict") == "Pass" and a.get("samples")]
-        assert judged, f"the analysis saw no data through the pod's route to Prometheus: {paused.get('analysis')}"
+        assert judged, (f"the analysis saw no data through the pod's route to Prometheus: {paused.get('analysis')}; "
+                        f"from the host, {up} = {scraped(world.prometheus_url, up)}, "
+                        f"target files {scrape_targets(world, namespace)}")
         candidate = paused["canaryRevision"]
         assert re.search(rf'modelrollout_canary_weight{{name="{name}",namespace="{namespace}"}} 20\.0',
                          metrics(pod))
