@@ -19,6 +19,9 @@ EXAMPLES = sorted(p.stem for p in (REPO / "examples").glob("*.yaml"))
 ROLLED_OUT = [name for name in EXAMPLES if name != "ab-test"]
 """An A/B test keeps a challenger only if it is better: test_ab_test.py rolls out examples/ab-test.yaml
 with a better challenger, a challenger no better, and one that breaks a guardrail."""
+ALSO_ROLLED_OUT_ELSEWHERE = {"blue-green", "canary-gpu-no-surge", "shadow"}
+"""Examples that other scenarios roll out as written (test_strategies.py, test_gpu.py,
+test_leader_kills.py): CI leaves their runs here to `make e2e-long`."""
 SHORT = {"analyze": "15s", "pause": "5s", "shadow": "20s", "prePromotionAnalysis": "15s",
          "postPromotionAnalysis": "10s", "scaleDownDelay": "10s"}
 
@@ -44,7 +47,8 @@ def test_every_example_is_tested() -> None:
     assert len(EXAMPLES) >= 7 and {"blue-green", "shadow", "canary-istio", "canary-replica-ratio"} <= set(EXAMPLES)
 
 
-@pytest.mark.parametrize("example", ROLLED_OUT)
+@pytest.mark.parametrize("example", [
+    pytest.param(name, marks=pytest.mark.long) if name in ALSO_ROLLED_OUT_ELSEWHERE else name for name in ROLLED_OUT])
 def test_example_rolls_out_a_new_version(kubectl: Kubectl, world: WorldInfo, namespace: str,
                                          operator: OperatorProcess, example: str) -> None:
     body = given.example(example)
