@@ -348,6 +348,21 @@ current-context: {user}
 }}
 """
         _run("nft", "-f", "-", input=rules.encode())
+        self._forwarding(allow=True)
+
+    def _forwarding(self, allow: bool) -> None:
+        """Pods talk to each other across the bridge (the operator's smoke test, a Service's
+        backends). With Docker running, the host's FORWARD policy is DROP and br_netfilter sends
+        bridged traffic through it; an ACCEPT for this bridge only, taken out at `down`."""
+        if shutil.which("iptables") is None:
+            return
+        rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
+        present = subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode == 0
+        if allow and not present:
+            _run("iptables", "-I", *rule[:1], "1", *rule[1:])
+        elif not allow:
+            while subprocess.run(["iptables", "-D", *rule], capture_output=True).returncode == 0:
+                pass
 
     def _cni_config(self) -> None:
         # No ipMasq: pods only talk to the host, and no iptables rules are left to clean up.
@@ -575,6 +590,7 @@ state = "{d / 'state'}"
         self._unmount()
         self._remove_cgroups()
         _run("nft", "delete", "table", "ip", self.nat_table, check=False)
+        self._forwarding(allow=False)
         _run("ip", "link", "del", self.bridge, check=False)
         for sub in ("containerd/state", "containerd/root", "kubelet", "cni/ipam", "prometheus"):
             _run("rm", "-rf", str(self.dir / sub), check=False)

@@ -75,8 +75,14 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], dict[str, str], str, in
 ]
 
 
-@pytest.mark.parametrize("example, change, env, outcome, kills", CASES, ids=[
-    "canary-healthy", "canary-faulty", "blue-green-healthy", "blue-green-faulty", "shadow-healthy", "shadow-faulty"])
+IDS = ["canary-healthy", "canary-faulty", "blue-green-healthy", "blue-green-faulty", "shadow-healthy", "shadow-faulty"]
+LONG = {"shadow-healthy"}
+"""The longest case (four minutes): CI runs the other five (16 kills), `make e2e-long` this one."""
+
+
+@pytest.mark.parametrize("example, change, env, outcome, kills", [
+    pytest.param(*case, id=name, marks=[pytest.mark.long] if name in LONG else [])
+    for case, name in zip(CASES, IDS, strict=True)])
 def test_killing_the_leader_hands_the_rollout_over_without_losing_or_repeating_a_step(
         world: WorldInfo, kubectl: Kubectl, namespace: str, replicas: Replicas, example: str,
         change: Callable[[dict[str, Any]], None], env: dict[str, str], outcome: str, kills: int,

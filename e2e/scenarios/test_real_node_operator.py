@@ -74,6 +74,19 @@ def scrape_targets(world: WorldInfo, namespace: str) -> list[str]:
     return sorted(p.name for p in world.local.layout.scrape_targets.glob(f"{namespace}__*.json"))
 
 
+def on_the_real_node(node: RealNode) -> dict[str, Any]:
+    """The chart's values for one replica of the `make images` image on the real node."""
+    return {
+        "image": {"repository": IMAGE, "tag": "dev", "pullPolicy": "Never"},
+        "replicaCount": 1,
+        "nodeSelector": {LABEL[0]: LABEL[1]},
+        "tolerations": [TOLERATION],
+        # By default, analyses ask the world's Prometheus (kwok's pods are scraped there).
+        "prometheus": {"url": node.from_pods(node.world_ports.prometheus)},
+        "analysis": {"idleInterval": "20s"},
+    }
+
+
 @pytest.fixture
 def release_namespace(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
     """A namespace for the release; the session's operator stopped meanwhile (it would act too)."""
@@ -91,15 +104,7 @@ def test_the_charts_operator_runs_as_a_container_and_survives_an_upgrade(
         real_node: RealNode, world: WorldInfo, kubectl: Kubectl, namespace: str, release_namespace: str,
         tmp_path: Path) -> None:
     helm = test_helm_install.Helm(world, tmp_path / "helm")
-    release = helm.install(release_namespace, {
-        "image": {"repository": IMAGE, "tag": "dev", "pullPolicy": "Never"},
-        "replicaCount": 1,
-        "nodeSelector": {LABEL[0]: LABEL[1]},
-        "tolerations": [TOLERATION],
-        # The canary's pods run on kwok's nodes, scraped by the world's Prometheus.
-        "prometheus": {"url": real_node.from_pods(real_node.world_ports.prometheus)},
-        "analysis": {"idleInterval": "20s"},
-    })
+    release = helm.install(release_namespace, on_the_real_node(real_node))
     try:
         pod = eventually(lambda: ready_operator_pod(kubectl, release_namespace, "dev"), 120,
                          what="the chart's operator pod Ready on the real node")

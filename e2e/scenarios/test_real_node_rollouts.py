@@ -1,24 +1,50 @@
-"""Canaries whose pods are real containers on the real node (e2e/realnode): the model-server image
-run by containerd and runc, Ready through the kubelet's own probes, scraped by pod IP by the
-node's Prometheus (Kubernetes service discovery), and sent traffic by the load generator on
-their pod IPs. The operator judges from that Prometheus and smoke-tests a pod on its pod IP.
+"""Canaries whose pods are real containers on the real node (e2e/realnode), driven by the chart's
+operator running there as a container (`helm install` of the `make images` image): the model-server
+image run by containerd and runc, Ready through the kubelet's own probes, scraped by pod IP by the
+node's Prometheus (Kubernetes service discovery), and sent traffic by the load generator on their
+pod IPs. The operator judges from that Prometheus and smoke-tests a pod on its pod IP; it sees
+crash loops, absent images and killed containers through the kubelet's pod status.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from e2e import test_helm_install
 from e2e.fixtures import given, then, when
 from e2e.fixtures.operator import OperatorProcess
-from e2e.fixtures.world import Kubectl, eventually, get_json
+from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
 from e2e.podrunner.runner import is_pod_ready
 from e2e.realnode.node import LABEL, TOLERATION, RealNode
+from e2e.scenarios import test_real_node_operator as chart
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("real-node")]
+
+
+@pytest.fixture(scope="module")
+def charts_operator(real_node: RealNode, world: WorldInfo, kubectl: Kubectl, operator: OperatorProcess,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The chart's operator on the real node for this module; the session's operator is stopped
+    meanwhile (two would act on the same objects)."""
+    namespace = f"chart-rollouts-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", namespace)
+    operator.stop()
+    helm = test_helm_install.Helm(world, tmp_path_factory.mktemp("helm"))
+    release = helm.install(namespace, chart.on_the_real_node(real_node))
+    try:
+        eventually(lambda: chart.ready_operator_pod(kubectl, namespace, "dev"), 120,
+                   what="the chart's operator pod Ready on the real node")
+        yield
+    finally:
+        helm("uninstall", release.name, "--namespace", namespace, "--wait", check=False)
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        operator.start()
 
 
 def on_the_real_node(node: RealNode, **spec: Any) -> given.Body:
@@ -37,7 +63,7 @@ def on_the_real_node(node: RealNode, **spec: Any) -> given.Body:
     server.update({"image": "modelrollout-modelserver:dev", "imagePullPolicy": "Never"})
     server.pop("resources", None)
     given.short_canary(body)
-    spec["analysis"]["prometheus"] = {"address": node.prometheus_url}
+    spec["analysis"]["prometheus"] = {"address": node.from_pods(node.ports.prometheus)}
     spec.update(extra)
     return body
 
@@ -53,18 +79,8 @@ def rolled_out(kubectl: Kubectl, namespace: str, node: RealNode, **env: str) -> 
     return name, then.phase_becomes(kubectl, namespace, name, "Progressing", 90)
 
 
-def test_a_healthy_canary_of_real_containers_promotes(
-        real_node: RealNode, kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
-    name, progressing = rolled_out(kubectl, namespace, real_node)
-    done = then.phase_becomes(kubectl, namespace, name, "Succeeded", 240)
-    assert done["history"][-1]["outcome"] == "Promoted"
-    assert done["history"][-1]["revision"] == progressing["canaryRevision"]
-    judged = [a for a in done.get("analysis", []) if a.get("canarySamples")]
-    assert judged, f"no evidence from the node's Prometheus: {done.get('analysis')}"
-
-
 def test_a_faulty_canary_of_real_containers_rolls_back(
-        real_node: RealNode, kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
+        real_node: RealNode, kubectl: Kubectl, namespace: str, charts_operator: None) -> None:
     name, progressing = rolled_out(kubectl, namespace, real_node, FAULT_ERROR_RATE="0.3")
     done = then.phase_becomes(kubectl, namespace, name, "RolledBack", 240)
     last = done["history"][-1]
@@ -78,7 +94,7 @@ def says(status: dict[str, Any], text: str) -> bool:
 
 
 def test_a_crash_looping_version_is_seen_through_the_kubelets_back_off_and_rolled_back(
-        real_node: RealNode, kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
+        real_node: RealNode, kubectl: Kubectl, namespace: str, charts_operator: None) -> None:
     name = given.model_deployment(kubectl, namespace, on_the_real_node(real_node, progressDeadline="60s"), rps=80)
     then.phase_becomes(kubectl, namespace, name, "Succeeded", 150)
     when.new_version(kubectl, namespace, name, "1.1.0", FAULT_CRASH="1")
@@ -93,7 +109,7 @@ def test_a_crash_looping_version_is_seen_through_the_kubelets_back_off_and_rolle
 
 
 def test_a_version_whose_image_is_absent_is_held_with_the_kubelets_reason_then_rolled_back(
-        real_node: RealNode, kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
+        real_node: RealNode, kubectl: Kubectl, namespace: str, charts_operator: None) -> None:
     name = given.model_deployment(kubectl, namespace, on_the_real_node(real_node, progressDeadline="45s"), rps=80)
     then.phase_becomes(kubectl, namespace, name, "Succeeded", 150)
 
@@ -114,8 +130,8 @@ def test_a_version_whose_image_is_absent_is_held_with_the_kubelets_reason_then_r
     assert sum(1 for p in stable["items"] if is_pod_ready(p)) == 2, "users kept two ready stable pods"
 
 
-def test_a_container_killed_by_the_runtime_is_restarted_while_the_analysis_holds(
-        real_node: RealNode, kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
+def test_a_healthy_canary_promotes_and_a_container_killed_by_the_runtime_is_restarted_meanwhile(
+        real_node: RealNode, kubectl: Kubectl, namespace: str, charts_operator: None) -> None:
     body = on_the_real_node(real_node)
     body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 50}, {"analyze": {"duration": "60s"}}]
     name = given.model_deployment(kubectl, namespace, body, rps=80)
@@ -137,3 +153,5 @@ def test_a_container_killed_by_the_runtime_is_restarted_while_the_analysis_holds
     eventually(restarted, 60, what="the kubelet restarting the killed container, Ready again")
     done = then.phase_becomes(kubectl, namespace, name, "Succeeded", 180)
     assert done["history"][-1]["outcome"] == "Promoted" and done["history"][-1]["revision"] == canary, done["history"]
+    judged = [a for a in done.get("analysis", []) if a.get("canarySamples")]
+    assert judged, f"no evidence from the node's Prometheus: {done.get('analysis')}"
