@@ -56,9 +56,9 @@ lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 unit: setup  ## unit and integration tests of the pure core and adapters (two workers: the integration tests mostly wait on scrapes)
 	$(PY) -m pytest tests -q --durations=15 -n 2 --dist worksteal
 
-E2E_WORKERS ?= 3
+E2E_WORKERS ?= 2
 # loadgroup: the real node's tests share one worker (one host has room for one kube-proxy).
-e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 3) worlds in parallel, or 1: the default world (started if not running)
+e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 2) worlds in parallel, or 1: the default world (started if not running)
 	$(PY) -m pytest e2e -q --durations=30 -m "not long" $(if $(filter-out 0 1,$(E2E_WORKERS)),-n $(E2E_WORKERS) --dist loadgroup)
 
 e2e-long: setup system  ## the long e2e cases CI leaves out (30 s and 60 s scrapes, examples rolled out elsewhere too: about 22 minutes)

@@ -47,6 +47,8 @@ CONTAINERD_SOURCE = "E2E_REALNODE_CONTAINERD"
 """`system` runs Debian's /usr/bin/containerd (1.6) instead of the built 2.x, to compare. 1.6 cannot
 move its shim sockets and network namespaces off /run/containerd/s and /var/run/netns: those
 (empty) folders stay behind, and are shared with Docker's own containerd, so they are not removed."""
+GPU_RESOURCE, GPUS = "nvidia.com/gpu", 2
+"""Advertised in capacity (no device behind them), so that GPU pools' scheduling runs here too."""
 POD_CIDR = "E2E_REALNODE_POD_CIDR"
 IMAGES = ("modelrollout-modelserver:dev", "modelrollout:dev")
 """Docker images copied into containerd (pods here must not pull: no registry is reachable)."""
@@ -251,6 +253,7 @@ class RealNode:
             (hierarchy / self.cgroup_root.lstrip("/")).mkdir(exist_ok=True)
         sup.start(self._kubelet(bin_dir))
         sup.wait_until("realnode-kubelet", lambda: self.ready(world_bin), 120, what=f"registering {self.name} Ready")
+        self._advertise_gpus(world_bin)
         sup.start(self._prometheus(bin_dir))
         sup.wait_until("realnode-prometheus", lambda: _http_ok(f"{self.prometheus_url}/-/ready"), 60)
         if self.with_proxy():
@@ -470,6 +473,18 @@ state = "{d / 'state'}"
         self.ctr(bin_dir, "images", "import", "-", input=_run("docker", "save", image, binary=True))
         log(f"imported {image} ({time.monotonic() - started:.1f} s)")
         return True
+
+    def _advertise_gpus(self, world_bin: Path) -> None:
+        """GPUS units of GPU_RESOURCE in the node's capacity, as a device plugin would register
+        them (the kubelet copies an extended resource it does not manage into allocatable)."""
+        path = "/status/capacity/" + GPU_RESOURCE.replace("/", "~1")
+        self.kubectl(world_bin, "patch", "node", self.name, "--subresource=status", "--type=json",
+                     "-p", json.dumps([{"op": "add", "path": path, "value": str(GPUS)}]))
+
+        def allocatable() -> bool:
+            node = json.loads(self.kubectl(world_bin, "get", "node", self.name, "-o", "json"))
+            return bool(node["status"].get("allocatable", {}).get(GPU_RESOURCE) == str(GPUS))
+        self.supervisor.wait_until("realnode-kubelet", allocatable, 60, what=f"allocatable {GPU_RESOURCE}: {GPUS}")
 
     def kill_container(self, container_id: str) -> None:
         """SIGKILL a container's process through containerd (`containerd://<id>` from the pod's

@@ -1,9 +1,10 @@
 """A real kubelet node (containerd + runc + CNI bridge, e2e/realnode) runs the model server image.
 
-The node joins the world as `modelrollout.io/pool=real`; a pod of modelrollout-modelserver:dev
-is placed there by nodeSelector, turns Ready through a real readiness probe, and answers HTTP on
-its pod IP from the host. A node that is already up (`python -m e2e.realnode up`) is reused and
-left running; otherwise the session starts it and stops it at its end (e2e/fixtures/realnode.py).
+The node joins the world as `modelrollout.io/pool=real`, with GPUs in its capacity; a pod of
+modelrollout-modelserver:dev asking for one is placed there by nodeSelector, turns Ready through a
+real readiness probe, and answers HTTP on its pod IP from the host. A node that is already up
+(`python -m e2e.realnode up`) is reused and left running; otherwise the session starts it and
+stops it at its end (e2e/fixtures/realnode.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
-from e2e.realnode.node import LABEL, TOLERATION, RealNode
+from e2e.realnode.node import GPU_RESOURCE, GPUS, LABEL, TOLERATION, RealNode
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("real-node")]
 
@@ -38,6 +39,8 @@ def model_server_pod(namespace: str) -> dict[str, Any]:
                 "name": "server", "image": "modelrollout-modelserver:dev", "imagePullPolicy": "Never",
                 "env": [{"name": "MODEL_NAME", "value": "real"}, {"name": "MODEL_VERSION", "value": "v1"}],
                 "readinessProbe": probe,
+                # Scheduled only if the node advertises GPUs, as a device plugin would.
+                "resources": {"limits": {GPU_RESOURCE: "1"}},
             }],
         },
     }
@@ -63,11 +66,13 @@ def test_model_server_runs_as_a_real_container(real_node: RealNode, kubectl: Kub
     assert node["metadata"]["labels"].get(LABEL[0]) == LABEL[1]
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
     assert {"key": LABEL[0], "value": LABEL[1], "effect": "NoSchedule"} in node["spec"].get("taints", [])
+    assert node["status"]["allocatable"][GPU_RESOURCE] == str(GPUS)
 
     pod = run_ready_pod(kubectl, namespace)
     assert pod["spec"]["nodeName"] == real_node.name
     status = pod["status"]["containerStatuses"][0]
     assert status["containerID"].startswith("containerd://")
+    assert pod["spec"]["containers"][0]["resources"]["requests"] == {GPU_RESOURCE: "1"}
     ip = pod["status"]["podIP"]
 
     # From the host, straight to the pod's address on the node's bridge.
