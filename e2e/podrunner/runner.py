@@ -114,7 +114,7 @@ def eligible(pod: dict[str, Any]) -> tuple[str, int, str] | None:
         return None
     if (meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) == NO_PROCESS:
         return None
-    if (spec.get("nodeSelector") or {}).get(REAL_POOL[0]) == REAL_POOL[1]:
+    if on_the_real_node(spec):
         return None  # a real kubelet runs it (e2e/realnode)
     if (meta.get("labels") or {}).get(OPERATOR_LABEL[0]) == OPERATOR_LABEL[1]:
         if (meta.get("annotations") or {}).get(RUN_ANNOTATION[0]) != RUN_ANNOTATION[1]:
@@ -123,10 +123,20 @@ def eligible(pod: dict[str, Any]) -> tuple[str, int, str] | None:
             if container.get("command") == OPERATOR_COMMAND:
                 return container["name"], 0, "operator"
         return None  # an operator pod this runner cannot run: nothing pretends to
+    served = first_port(spec)
+    return (*served, "model") if served is not None else None
+
+
+def on_the_real_node(spec: dict[str, Any]) -> bool:
+    return (spec.get("nodeSelector") or {}).get(REAL_POOL[0]) == REAL_POOL[1]
+
+
+def first_port(spec: dict[str, Any]) -> tuple[str, int] | None:
+    """The first container that declares a port, and that port: where a model server listens."""
     for container in spec.get("containers", []):
         for port in container.get("ports") or []:
             if port.get("containerPort"):
-                return container["name"], int(port["containerPort"]), "model"
+                return container["name"], int(port["containerPort"])
     return None
 
 
@@ -142,14 +152,13 @@ def real_node_endpoints(pods: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     for key in sorted(pods):
         pod = pods[key]
         meta, spec, status = pod["metadata"], pod.get("spec", {}), pod.get("status", {})
-        if ((spec.get("nodeSelector") or {}).get(REAL_POOL[0]) != REAL_POOL[1] or meta.get("deletionTimestamp")
+        if (not on_the_real_node(spec) or meta.get("deletionTimestamp")
                 or status.get("phase") != "Running" or not status.get("podIP")):
             continue
-        port = next((p["containerPort"] for c in spec.get("containers", []) for p in c.get("ports") or []
-                     if p.get("containerPort")), None)
-        if port is not None:
+        served = first_port(spec)
+        if served is not None:
             found.append({"namespace": meta["namespace"], "name": meta["name"], "host": status["podIP"],
-                          "port": int(port), "labels": dict(meta.get("labels") or {}), "ready": is_pod_ready(pod)})
+                          "port": served[1], "labels": dict(meta.get("labels") or {}), "ready": is_pod_ready(pod)})
     return found
 
 

@@ -74,7 +74,7 @@ def scrape_targets(world: WorldInfo, namespace: str) -> list[str]:
     return sorted(p.name for p in world.local.layout.scrape_targets.glob(f"{namespace}__*.json"))
 
 
-def on_the_real_node(node: RealNode) -> dict[str, Any]:
+def values_for_the_real_node(node: RealNode) -> dict[str, Any]:
     """The chart's values for one replica of the `make images` image on the real node."""
     return {
         "image": {"repository": IMAGE, "tag": "dev", "pullPolicy": "Never"},
@@ -104,7 +104,7 @@ def test_the_charts_operator_runs_as_a_container_and_survives_an_upgrade(
         real_node: RealNode, world: WorldInfo, kubectl: Kubectl, namespace: str, release_namespace: str,
         tmp_path: Path) -> None:
     helm = test_helm_install.Helm(world, tmp_path / "helm")
-    release = helm.install(release_namespace, on_the_real_node(real_node))
+    release = helm.install(release_namespace, values_for_the_real_node(real_node))
     try:
         pod = eventually(lambda: ready_operator_pod(kubectl, release_namespace, "dev"), 120,
                          what="the chart's operator pod Ready on the real node")

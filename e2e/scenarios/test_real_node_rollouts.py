@@ -36,7 +36,7 @@ def charts_operator(real_node: RealNode, world: WorldInfo, kubectl: Kubectl, ope
     kubectl("create", "namespace", namespace)
     operator.stop()
     helm = test_helm_install.Helm(world, tmp_path_factory.mktemp("helm"))
-    release = helm.install(namespace, chart.on_the_real_node(real_node))
+    release = helm.install(namespace, chart.values_for_the_real_node(real_node))
     try:
         eventually(lambda: chart.ready_operator_pod(kubectl, namespace, "dev"), 120,
                    what="the chart's operator pod Ready on the real node")
@@ -47,10 +47,9 @@ def charts_operator(real_node: RealNode, world: WorldInfo, kubectl: Kubectl, ope
         operator.start()
 
 
-def on_the_real_node(node: RealNode, **spec: Any) -> given.Body:
-    """The Gateway API canary example, two replicas on the real node (no GPUs there), judged from
-    the node's Prometheus, with the short canary's steps."""
-    extra = spec
+def on_the_real_node(node: RealNode, **extra: Any) -> given.Body:
+    """The Gateway API canary example (its gpuPool and resources left out), two replicas on the
+    real node, judged from the node's Prometheus, with the short canary's steps; `extra` spec fields."""
     body = copy.deepcopy(given.example("canary-gateway-api"))
     spec = body["spec"]
     spec["replicas"] = 2
