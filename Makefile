@@ -53,8 +53,9 @@ lint: setup  ## ruff, mypy --strict, import contracts, CRD drift
 	$(PY) -m modelrollout.api.crd --check crds/modeldeployments.yaml
 	$(PY) -m modelrollout.api.crd --check charts/modelrollout/crds/modeldeployments.yaml
 
+UNIT_WORKERS ?= 2
 unit: setup  ## unit and integration tests of the pure core and adapters (two workers: the integration tests mostly wait on scrapes)
-	$(PY) -m pytest tests -q --durations=15 -n 2 --dist worksteal
+	$(PY) -m pytest tests -q --durations=15 $(if $(filter-out 0 1,$(UNIT_WORKERS)),-n $(UNIT_WORKERS) --dist worksteal)
 
 E2E_WORKERS ?= 2
 # loadgroup: the real node's tests share one worker (one host has room for one kube-proxy).
@@ -64,7 +65,16 @@ e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 2) worlds in parall
 e2e-long: setup system  ## the long e2e cases CI leaves out (30 s and 60 s scrapes, examples rolled out elsewhere too: about 22 minutes)
 	$(PY) -m pytest e2e -q --durations=10 -m long
 
-test: lint unit e2e  ## everything CI runs
+# Unit and e2e tests both mostly wait (on scrapes and analysis windows), so `make test` runs the
+# unit tests beside the e2e workers: one process, in a world of its own (E2E_UNIT_WORLD,
+# e2e/cluster/layout.py). Their output follows e2e's.
+test: lint setup system  ## everything CI runs: lint, then the unit tests beside the e2e tests
+	@mkdir -p $(E2E_DIR)/workers; unit_log=$(E2E_DIR)/workers/unit.log; \
+	E2E_UNIT_WORLD=1 $(MAKE) --no-print-directory unit UNIT_WORKERS=1 > $$unit_log 2>&1 & unit_pid=$$!; \
+	$(MAKE) --no-print-directory e2e; e2e_status=$$?; \
+	wait $$unit_pid; unit_status=$$?; \
+	echo "::: make unit, run beside make e2e (exit $$unit_status):"; cat $$unit_log; \
+	exit $$(( e2e_status || unit_status ))
 
 cluster-up: setup system  ## start the e2e world (idempotent); writes .e2e/env
 	$(PY) -m e2e.cluster up

@@ -129,3 +129,14 @@ def worker_world(worker: str) -> tuple[Layout, int] | None:
         return None
     base = int(os.environ.get("E2E_PORT_OFFSET", "0"))
     return Layout(workers_root() / worker), base + WORKER_PORT_STRIDE * (int(index) + 1)
+
+
+UNIT_WORLD = "unit"
+UNIT_PORT_OFFSET = 500
+"""`make test` runs the unit tests beside the e2e workers, in a world of their own: its folder is
+`workers/unit`, its ports sit between the default world's and gw0's (no two ports meet)."""
+
+
+def unit_world() -> tuple[Layout, int]:
+    base = int(os.environ.get("E2E_PORT_OFFSET", "0"))
+    return Layout(workers_root() / UNIT_WORLD), base + UNIT_PORT_OFFSET

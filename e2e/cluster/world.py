@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from e2e.cluster import components, nodepools, pki
-from e2e.cluster.layout import REPO, Layout, Ports, worker_world, workers_root
+from e2e.cluster.layout import REPO, Layout, Ports, unit_world, worker_world, workers_root
 from e2e.cluster.processes import StartError, Supervisor, port_in_use
 from e2e.realnode.node import RealNode
 
@@ -399,10 +399,13 @@ def env_for_subprocesses(layout: Layout | None = None) -> dict[str, str]:
 
 
 def worker_worlds() -> list[World]:
-    """The worlds of parallel test workers (`layout.worker_world`) that have a folder."""
+    """The worlds of parallel test workers (`layout.worker_world`, `layout.unit_world`) that have a folder."""
     found = []
     for root in sorted(workers_root().glob("gw*")):
         where = worker_world(root.name)
         if where is not None:
             found.append(World(where[0], Ports.from_offset(where[1])))
+    unit, offset = unit_world()
+    if unit.root.exists():
+        found.append(World(unit, Ports.from_offset(offset)))
     return found

@@ -19,9 +19,10 @@ EXAMPLES = sorted(p.stem for p in (REPO / "examples").glob("*.yaml"))
 ROLLED_OUT = [name for name in EXAMPLES if name != "ab-test"]
 """An A/B test keeps a challenger only if it is better: test_ab_test.py rolls out examples/ab-test.yaml
 with a better challenger, a challenger no better, and one that breaks a guardrail."""
-ALSO_ROLLED_OUT_ELSEWHERE = {"blue-green", "canary-gpu-no-surge", "shadow"}
-"""Examples that other scenarios roll out as written (test_strategies.py, test_gpu.py,
-test_leader_kills.py): CI leaves their runs here to `make e2e-long`."""
+ALSO_ROLLED_OUT_ELSEWHERE = {"blue-green", "canary-gateway-api", "canary-gpu-no-surge", "canary-manual", "shadow"}
+"""Examples that other scenarios roll out as written (test_readme.py runs canary-gateway-api word
+for word; test_strategies.py, test_gpu.py, test_manual.py, test_leader_kills.py): CI leaves their
+runs here to `make e2e-long`."""
 SHORT = {"analyze": "15s", "pause": "5s", "shadow": "20s", "prePromotionAnalysis": "15s",
          "postPromotionAnalysis": "10s", "scaleDownDelay": "10s"}
 
