@@ -9,8 +9,8 @@ given are the world's port offset and free ports for the operator's metrics and 
 endpoints, so that it does not collide with other processes on this machine.
 
 What a person would only see is asserted after the commands ran: the rollouts ended as the
-comments say, the plugin's answers, the Helm release with the README's values, and Argo CD's
-health check read from the patched argocd-cm.
+comments say, the plugin's answers, the Helm release with the README's values, the operator
+image's version, and Argo CD's health check read from the patched argocd-cm.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import subprocess
 import time
 import venv
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ import yaml
 
 from e2e.cluster.layout import REPO, Layout
 from e2e.cluster.processes import free_port, tail
+from e2e.fixtures import images
 from e2e.fixtures.operator import OperatorProcess
 from e2e.fixtures.world import Kubectl, WorldInfo, get_json
 
@@ -166,12 +168,13 @@ def outputs(ran: list[Ran], prefix: str) -> list[str]:
 def test_the_readme_blocks_are_found() -> None:
     blocks = runnable_blocks(README.read_text())
     assert [block[0].split()[:2] for block in blocks] == [
-        ["make", "cluster-up"], ["pip", "install"], ["helm", "install"], ["kubectl", "-n"]]
+        ["make", "cluster-up"], ["pip", "install"], ["helm", "install"], ["docker", "run"], ["kubectl", "-n"]]
     assert any("prometheus.url=" in command for command in blocks[2])
 
 
 def test_the_readme_runs_as_written(world: WorldInfo, kubectl: Kubectl, operator: OperatorProcess,
                                     shell: Shell) -> None:
+    images.built_by_make()  # what `make images`, which the README names, leaves in Docker
     # The README starts its own operator with `make run`; two would handle the same objects.
     operator.stop()
     # What the README takes as given: Argo CD installed, with its argocd-cm.
@@ -188,6 +191,7 @@ def test_the_readme_runs_as_written(world: WorldInfo, kubectl: Kubectl, operator
         check_kubectl_path(ran)
         check_plugin(ran, kubectl)
         check_helm_release(kubectl)
+        check_image(ran)
         check_argocd(kubectl)
     except AssertionError as failure:
         operator_log = Layout.default().root / "operator.log"
@@ -236,6 +240,11 @@ def check_helm_release(kubectl: Kubectl) -> None:
     assert container["image"] == "registry.example/modelrollout:0.1.0"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MODELROLLOUT_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
+
+
+def check_image(ran: list[Ran]) -> None:
+    printed = outputs(ran, "docker run --rm --read-only modelrollout:dev --version")[0]
+    assert printed.strip() == f"modelrollout {metadata.version('modelrollout')}", printed
 
 
 def check_argocd(kubectl: Kubectl) -> None:

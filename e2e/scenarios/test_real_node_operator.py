@@ -4,7 +4,8 @@ read-only root filesystem, no capabilities), its ServiceAccount token mounted by
 its probes run by the kubelet, in-cluster configuration through the `kubernetes` Service, and
 its /metrics scraped by Prometheus through Kubernetes service discovery.
 
-It rolls a canary out (its analysis asks the world's Prometheus from inside the pod) to a manual
+`helm test` passes: its pod, on the node too, reaches the operator's health port through a
+ClusterIP. It rolls a canary out (its analysis asks the world's Prometheus from inside the pod) to a manual
 pause; `helm upgrade` to a new image tag replaces the pod; the new one takes the Lease and the
 paused rollout is where it was; `kubectl modelrollout promote` finishes it.
 """
@@ -121,6 +122,11 @@ def test_the_charts_operator_runs_as_a_container_and_survives_an_upgrade(
         leader_series = f'modelrollout_leader{{job="realnode-operator",pod="{pod["metadata"]["name"]}"}}'
         eventually(lambda: scraped(real_node.prometheus_url, leader_series) == 1.0, 90,
                    what=f"{leader_series} in the node's Prometheus")
+        # `helm test`, as the README gives it: its pod, a container on the node, asks the operator's
+        # health port through a ClusterIP Service (kube-proxy) and exits 0.
+        tested = helm("test", release.name, "--namespace", release_namespace, "--timeout=2m", check=False)
+        assert tested.returncode == 0 and re.search(r"Phase:\s+Succeeded", tested.stdout), \
+            tested.stdout + tested.stderr
 
         def to_pause(body: dict[str, Any]) -> None:
             body["spec"]["strategy"]["canary"]["steps"] = [

@@ -30,8 +30,11 @@ def test_the_service_leads_to_the_operators_health_port(chart: Chart) -> None:
     assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
     ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
     assert (service["spec"]["ports"][0]["targetPort"], ports["health"]) == ("health", 9444)
-    url = next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "HEALTH_URL")
-    assert url == f"http://{service['metadata']['name']}.modelrollout.svc:9444/healthz"
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["HEALTH_URL"] == f"http://{service['metadata']['name']}.modelrollout.svc:9444/healthz"
+    # The variables the kubelet writes for a Service that exists when the pod starts (service links).
+    links = service["metadata"]["name"].upper().replace("-", "_") + "_SERVICE"
+    assert env["HEALTH_ADDRESS"] == f"$({links}_HOST):$({links}_PORT)"
     assert pod["spec"]["containers"][0]["image"] == template["spec"]["containers"][0]["image"]
     assert pod["spec"]["restartPolicy"] == "Never"
 
@@ -59,14 +62,20 @@ def server() -> Iterator[http.server.HTTPServer]:
 
 
 @pytest.mark.parametrize("code, exit_code", [(200, 0), (500, 1)])
+@pytest.mark.parametrize("service_links", [True, False], ids=["cluster-ip", "dns-name"])
 def test_the_pods_script_passes_only_on_a_healthy_answer(
-        chart: Chart, server: http.server.HTTPServer, code: int, exit_code: int) -> None:
+        chart: Chart, server: http.server.HTTPServer, code: int, exit_code: int, service_links: bool) -> None:
     Health.code = code
     pod = hooks(chart)["Pod"]
     container = pod["spec"]["containers"][0]
     assert container["command"][:2] == ["python", "-c"]
-    url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
-    result = subprocess.run([sys.executable, "-c", container["command"][2]], env={"HEALTH_URL": url},
+    address = f"127.0.0.1:{server.server_address[1]}"
+    url = f"http://{address}/healthz"
+    if service_links:  # as the kubelet expands it; the DNS name is then not used
+        env = {"HEALTH_ADDRESS": address, "HEALTH_URL": "http://health-test.invalid/healthz"}
+    else:  # no such variables: the kubelet leaves `$(...)` as written
+        env = {"HEALTH_ADDRESS": "$(X_SERVICE_HOST):$(X_SERVICE_PORT)", "HEALTH_URL": url}
+    result = subprocess.run([sys.executable, "-c", container["command"][2]], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == exit_code, result.stdout + result.stderr
     assert url in result.stdout
