@@ -1,31 +1,42 @@
 #!/usr/bin/env bash
 # The kind provider of the e2e world, for hosts with a Docker engine (it cannot run without one).
 #
-#   E2E_CLUSTER=kind make cluster-up     # kind cluster + pools + Prometheus + Gateway + images
+#   E2E_CLUSTER=kind make cluster-up     # kind cluster + pools + images, all built offline
 #   E2E_CLUSTER=kind make cluster-down
 #
-# Workers are labelled and tainted as the pools of e2e/nodepools.yaml, with GPU capacity patched
-# onto their status (kind nodes have no GPUs; the scheduler only counts). Real pods run the model
-# server image, Prometheus scrapes them through the chart's PodMonitor relabelling, Envoy Gateway
-# routes HTTPRoutes, and the load generator runs in the cluster. It writes the same .e2e/env as the
-# local world, so the e2e suite is identical for both providers.
+# kind, its node image and every image in it are built here (e2e/kind/build.sh, node-image.sh):
+# no registry is reached. Workers are labelled and tainted as the pools of e2e/nodepools.yaml
+# (KIND_WORKERS_PER_POOL, default 1, workers each), with GPU capacity patched onto their status
+# (kind nodes have no GPUs; the scheduler only counts). The project's images are loaded with
+# `kind load`. Prometheus in the cluster, the Gateway and the load generator are still to come,
+# and with them the .e2e/env that lets the e2e suite run on this provider.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 name=${KIND_CLUSTER_NAME:-modelrollout-e2e}
 state="$repo/.e2e"
+# shellcheck source=../cluster/versions.env
+source "$repo/e2e/cluster/versions.env"
 verb=${1:-up}
 
 need() { command -v "$1" >/dev/null || { echo "kind provider: $1 is required" >&2; exit 1; }; }
 
-nodes_config() {  # one worker per node of every pool
-  python3 - "$repo/e2e/nodepools.yaml" <<'PY'
+cluster_config() {  # the control plane and KIND_WORKERS_PER_POOL (default 1) workers per pool
+  python3 - "$repo/e2e/nodepools.yaml" "${KIND_WORKERS_PER_POOL:-1}" "$ETCD_VERSION" <<'PY'
 import sys, yaml
 pools = yaml.safe_load(open(sys.argv[1]))["pools"]
-print("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane")
+per_pool, etcd = int(sys.argv[2]), sys.argv[3]
+nodes = [{"role": "control-plane"}]
 for pool in pools:
-    for i in range(pool["nodes"]):
-        print(f"- role: worker\n  labels: {{modelrollout.io/pool: {pool['name']}}}")
+    nodes += [{"role": "worker", "labels": {"modelrollout.io/pool": pool["name"]}}] * min(per_pool, pool["nodes"])
+patches = [
+    # Every image is built here and named e2e.local/... (e2e/kind/node-image.sh).
+    {"kind": "ClusterConfiguration", "imageRepository": "e2e.local", "etcd": {"local": {"imageTag": etcd}}},
+    # This host runs cgroup v1; kubelets of 1.35 and later refuse it unless told otherwise.
+    {"kind": "KubeletConfiguration", "failCgroupV1": False},
+]
+print(yaml.safe_dump({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": nodes,
+                      "kubeadmConfigPatches": [yaml.safe_dump(p) for p in patches]}))
 PY
 }
 
@@ -46,44 +57,41 @@ PY
 }
 
 up() {
-  need kind; need docker; need kubectl; need helm
+  need docker
+  local kind_bin cluster_bin image
+  kind_bin=$(bash "$here/build.sh" | tail -1)
+  cluster_bin=$(bash "$repo/e2e/cluster/build.sh" | tail -1)
+  image=$(bash "$here/node-image.sh" | tail -1)
+  export PATH="$kind_bin:$cluster_bin:$PATH"
   mkdir -p "$state"
-  kind get clusters | grep -qx "$name" || kind create cluster --name "$name" --config <(nodes_config) --wait 120s
-  kind get kubeconfig --name "$name" > "$state/kubeconfig"
-  export KUBECONFIG="$state/kubeconfig"
+  if ! kind get clusters 2>/dev/null | grep -qx "$name"; then
+    cluster_config > "$state/kind-config.yaml"
+    kind create cluster --name "$name" --image "$image" --config "$state/kind-config.yaml" --wait 300s
+  fi
+  kind get kubeconfig --name "$name" > "$state/kind-kubeconfig"
+  export KUBECONFIG="$state/kind-kubeconfig"
   pools_onto_nodes
-  docker build -t modelrollout/modelserver:e2e -f "$repo/e2e/kind/modelserver.Dockerfile" "$repo"
-  docker build -t modelrollout/operator:e2e "$repo"
-  kind load docker-image --name "$name" modelrollout/modelserver:e2e modelrollout/operator:e2e
-  kubectl apply --server-side -f "$(cat "$(bash "$repo/e2e/cluster/build.sh" | tail -1)/share.path")/crds/"
-  helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm -n envoy-gateway-system --create-namespace --wait
-  helm upgrade --install prometheus prometheus --repo https://prometheus-community.github.io/helm-charts \
-    -n monitoring --create-namespace --set alertmanager.enabled=false --set prometheus-pushgateway.enabled=false \
-    --wait
-  kubectl apply -f "$here/in-cluster.yaml"   # Gateway, model-server image mapping, the load generator
-  kubectl -n monitoring port-forward svc/prometheus-server 39090:80 >/dev/null 2>&1 &
-  echo $! > "$state/port-forward.pid"
-  cat > "$state/env" <<ENV
-# The kind world. \`source .e2e/env\` puts these settings, kubectl and helm into the shell.
-export KUBECONFIG=$state/kubeconfig
-export PROMETHEUS_URL=http://127.0.0.1:39090
-export E2E_BIN=$(dirname "$(command -v kubectl)")
-export E2E_CLUSTER=kind
-export PATH="\$E2E_BIN:\$PATH"
-ENV
-  echo "kind world up; source $state/env"
+  bash "$repo/e2e/images/build.sh" >&2   # modelrollout:dev and modelrollout-modelserver:dev
+  kind load docker-image --name "$name" modelrollout:dev modelrollout-modelserver:dev
+  kubectl apply --server-side -f "$repo/crds/"
+  kubectl apply --server-side -f "$(cat "$cluster_bin/share.path")/crds/"
+  # Not yet offline (see the kind issue): Prometheus in the cluster, the Gateway, the load
+  # generator. Until they are, no .e2e/env is written: the suite needs them.
+  echo "kind cluster $name up ($image); KUBECONFIG=$state/kind-kubeconfig"
 }
 
 down() {
-  [ -f "$state/port-forward.pid" ] && kill "$(cat "$state/port-forward.pid")" 2>/dev/null || true
-  kind delete cluster --name "$name" 2>/dev/null || true
-  rm -f "$state/env" "$state/port-forward.pid"
+  local kind_bin
+  kind_bin=$(bash "$here/build.sh" | tail -1)
+  "$kind_bin/kind" delete cluster --name "$name" 2>/dev/null || true
+  rm -f "$state/kind-kubeconfig" "$state/kind-config.yaml"
 }
 
 case "$verb" in
   up) up ;;
   down) down ;;
-  status) kind get clusters 2>/dev/null | grep -qx "$name" && echo healthy || { echo "not running"; exit 1; } ;;
+  status) "$(bash "$here/build.sh" | tail -1)/kind" get clusters 2>/dev/null | grep -qx "$name" && echo healthy \
+    || { echo "not running"; exit 1; } ;;
   build) echo "the kind provider builds images during up" ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Builds what a kind cluster needs without a registry, into a versioned cache outside the
+# checkout: kind itself, kubeadm (the control plane's Kubernetes release; kubelet, kube-proxy,
+# containerd and pause come from e2e/realnode/build.sh, the control-plane binaries and etcd from
+# e2e/cluster/build.sh), CoreDNS, and the CNI: flanneld with its host-gw backend and the flannel
+# CNI plugin, all from their Go modules. Idempotent: whatever is present is skipped.
+#
+# Why flannel: kind's own CNI daemon, kindnetd, is a module nested in kind's repository that the
+# Go module proxy does not serve (nor aojea/kindnet, nor flannel-io/cni-plugin). flanneld is, and
+# its host-gw backend does what kindnetd does on kind's one Docker network: a route per node's pod
+# CIDR via that node. Its CNI plugin comes from containernetworking/plugins v0.9.1, the last
+# release that carried it; it hands the pod to the bridge plugin (Debian's, in the node image).
+#
+#   e2e/kind/build.sh            # prints the bin folder on its last line
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../cluster/versions.env
+source "$here/../cluster/versions.env"
+cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
+bin="$cache/bin/kind-$KIND_VERSION-k8s-$K8S_VERSION-coredns-$COREDNS_VERSION-flannel-$FLANNEL_VERSION"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+mkdir -p "$bin" "$cache/build"
+
+log() { printf '[kind-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+record() { printf '%s %s %s\n' "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$cache/build-times.log"; }
+
+build_kind() {
+  [ -x "$bin/kind" ] && { log "kind $KIND_VERSION cached"; return; }
+  local started=$SECONDS
+  log "building kind $KIND_VERSION"
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION" 2>&1 \
+    | grep -v '^go: downloading' >&2 || true
+  "$bin/kind" version >&2
+  log "kind built in $((SECONDS - started)) s"; record "kind-$KIND_VERSION" $((SECONDS - started))
+}
+
+# kubeadm through the wrapper-module trick of e2e/cluster/build.sh, in a folder of its own.
+build_kubeadm() {
+  [ -x "$bin/kubeadm" ] && { log "kubeadm $K8S_VERSION cached"; return; }
+  local started=$SECONDS w="$cache/build/kind-k8s-$K8S_VERSION"
+  log "building kubeadm $K8S_VERSION"
+  rm -rf "$w" && mkdir -p "$w" && cd "$w"
+  go mod init e2e.local/kindbuild >/dev/null 2>&1
+  local gomod staging minor m
+  gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  staging="v0.${K8S_VERSION#v1.}"
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+  for m in $(sed -nE 's#^[[:space:]]*(k8s\.io/[^ ]+) => \./staging/src/.*#\1#p' "$gomod"); do
+    go mod edit -replace="$m=$m@$staging"
+  done
+  if grep -q '^godebug' "$gomod"; then
+    go mod edit -godebug="$(sed -nE 's/^godebug (.*)/\1/p' "$gomod")"
+  fi
+  go get -tool "k8s.io/kubernetes/cmd/kubeadm@$K8S_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
+  local ldf="-s -w" p now
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$now"
+  done
+  go build -trimpath -ldflags "$ldf" -o "$bin/" k8s.io/kubernetes/cmd/kubeadm
+  "$bin/kubeadm" version -o short >&2
+  log "kubeadm built in $((SECONDS - started)) s"; record "kubeadm-$K8S_VERSION" $((SECONDS - started))
+}
+
+# CoreDNS with its default plugins (kubernetes, forward, cache, ...), as the release builds it.
+build_coredns() {
+  [ -x "$bin/coredns" ] && { log "coredns $COREDNS_VERSION cached"; return; }
+  local started=$SECONDS
+  log "building coredns $COREDNS_VERSION"
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" 2>&1 \
+    | grep -v '^go: downloading' >&2 || true
+  "$bin/coredns" -version >&2
+  log "coredns built in $((SECONDS - started)) s"; record "coredns-$COREDNS_VERSION" $((SECONDS - started))
+}
+
+# flanneld's main package is its module's root, with every backend linked in. Two cannot be built
+# here: tencentvpc needs an SDK module the proxy does not serve, and udp needs cgo. So its main.go
+# is built from a wrapper module without those two imports (host-gw is the one used), with a stub
+# standing in for the SDK's module, which nothing imports then.
+build_flannel() {
+  [ -x "$bin/flanneld" ] && [ -x "$bin/flannel" ] && { log "flannel $FLANNEL_VERSION cached"; return; }
+  local started=$SECONDS w="$cache/build/kind-flannel-$FLANNEL_VERSION" source sdk
+  log "building flanneld $FLANNEL_VERSION and the flannel CNI plugin ($FLANNEL_CNI_PLUGINS_VERSION)"
+  rm -rf "$w" && mkdir -p "$w/flanneld" "$w/cni" && cd "$w/flanneld"
+  source=$(go mod download -json "github.com/flannel-io/flannel@$FLANNEL_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  go mod init e2e.local/flanneld >/dev/null 2>&1
+  install -m 0644 "$source/main.go" main.go
+  sed -i -e '/pkg\/backend\/tencentvpc"/d' -e '/pkg\/backend\/udp"/d' main.go
+  sdk=github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc
+  mkdir stub && echo "module $sdk" > stub/go.mod
+  go mod edit -require="github.com/flannel-io/flannel@$FLANNEL_VERSION" -replace="$sdk=./stub"
+  go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\)' >&2 || true
+  go build -trimpath -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" \
+    -o "$bin/flanneld" .
+  cd "$w/cni"
+  go mod init e2e.local/flannelcni >/dev/null 2>&1
+  go get "github.com/containernetworking/plugins/plugins/meta/flannel@$FLANNEL_CNI_PLUGINS_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
+  go build -trimpath -ldflags "-s -w" -o "$bin/flannel" github.com/containernetworking/plugins/plugins/meta/flannel
+  "$bin/flanneld" --version >&2
+  log "flannel built in $((SECONDS - started)) s"; record "flannel-$FLANNEL_VERSION" $((SECONDS - started))
+}
+
+build_kind
+build_kubeadm
+build_coredns
+build_flannel
+echo "$bin"
