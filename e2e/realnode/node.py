@@ -133,6 +133,18 @@ def _run(*argv: str, check: bool = True, input: bytes | None = None, timeout: fl
     return result.stdout if binary else result.stdout.decode(errors="replace")
 
 
+def _kube_proxy_in_host_network() -> bool:
+    """Whether a kube-proxy runs in this host's network namespace (kind's run in their nodes')."""
+    own = os.readlink("/proc/self/ns/net")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if (proc / "comm").read_text().strip() == "kube-proxy" and os.readlink(proc / "ns" / "net") == own:
+                return True
+    return False
+
+
 def _http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as response:
         return bool(response.status == 200)
@@ -551,8 +563,12 @@ state = "{d / 'state'}"
         if os.environ.get(KUBE_PROXY, "1") == "0" or shutil.which("nft") is None:
             return False
         if _run("nft", "list", "table", "ip", "kube-proxy", check=False):
-            log("another kube-proxy owns the host's nft table `ip kube-proxy`: this node runs without one")
-            return False
+            if _kube_proxy_in_host_network():
+                log("another kube-proxy owns the host's nft table `ip kube-proxy`: this node runs without one")
+                return False
+            log("deleting the nft tables of a kube-proxy no longer running (a node killed before its `down`)")
+            for family in ("ip", "ip6"):
+                _run("nft", "delete", "table", family, "kube-proxy", check=False)
         return True
 
     def _kube_proxy(self, bin_dir: Path) -> Component:
