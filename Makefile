@@ -58,7 +58,7 @@ unit: setup  ## unit and integration tests of the pure core and adapters (two wo
 	$(PY) -m pytest tests -q --durations=15 $(if $(filter-out 0 1,$(UNIT_WORKERS)),-n $(UNIT_WORKERS) --dist worksteal)
 
 E2E_WORKERS ?= 2
-# loadgroup: the real node's tests share one worker (one host has room for one kube-proxy).
+# loadgroup: the real node's tests share one worker (one host has room for one kube-proxy; e2e/fixtures/scheduling.py).
 e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 2) worlds in parallel, or 1: the default world (started if not running)
 	$(PY) -m pytest e2e -q --durations=30 -m "not long" $(if $(filter-out 0 1,$(E2E_WORKERS)),-n $(E2E_WORKERS) --dist loadgroup)
 
