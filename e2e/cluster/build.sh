@@ -9,6 +9,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=k8s-build.sh
+source "$here/k8s-build.sh"
 cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
 bin="$cache/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
@@ -18,46 +20,14 @@ log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # Each real build appends "component seconds date" here; `make bench` reports the cold times.
 record() { printf '%s %s %s\n' "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$cache/build-times.log"; }
 
-# A throwaway wrapper module: k8s.io/kubernetes pins its staging modules at v0.0.0 with local
-# replaces, which are ignored in a dependency; replace each with its published v0.N.M twin.
 build_kubernetes() {
   local want=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
   local missing=0 b
   for b in "${want[@]}"; do [ -x "$bin/$b" ] || missing=1; done
   [ "$missing" = 0 ] && { log "kubernetes $K8S_VERSION cached"; return; }
-  local started=$SECONDS w="$cache/build/k8s-$K8S_VERSION"
+  local started=$SECONDS
   log "building kubernetes $K8S_VERSION (cold: about 5 min on 2 cores)"
-  rm -rf "$w" && mkdir -p "$w" && cd "$w"
-  go mod init e2e.local/k8sbuild >/dev/null 2>&1
-  local gomod staging minor
-  gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  staging="v0.${K8S_VERSION#v1.}"
-  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
-  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
-  local m
-  for m in $(sed -nE 's#^[[:space:]]*(k8s\.io/[^ ]+) => \./staging/src/.*#\1#p' "$gomod"); do
-    go mod edit -replace="$m=$m@$staging"
-  done
-  if grep -q '^godebug' "$gomod"; then
-    go mod edit -godebug="$(sed -nE 's/^godebug (.*)/\1/p' "$gomod")"
-  fi
-  # each path pinned: an unversioned `go get` would upgrade k8s.io/kubernetes to the newest release
-  local c tools=()
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    tools+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION")
-  done
-  go get -tool "${tools[@]}" 2>&1 | grep -v '^go: downloading' >&2 || true
-  grep -q "k8s.io/kubernetes $K8S_VERSION" go.mod || { log "go get did not pin $K8S_VERSION"; exit 1; }
-  local ldf="-s -w" p now
-  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-    ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$now"
-  done
-  go build -trimpath -tags=selinux,notest -ldflags "$ldf" -o "$bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s_build "$cache/build/k8s-$K8S_VERSION" "$bin" selinux,notest "${want[@]}"
   "$bin/kube-apiserver" --version >&2
   log "kubernetes built in $((SECONDS - started)) s"; record kubernetes-$K8S_VERSION $((SECONDS - started))
 }

@@ -16,6 +16,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cluster/versions.env
 source "$here/../cluster/versions.env"
+# shellcheck source=../cluster/k8s-build.sh
+source "$here/../cluster/k8s-build.sh"
 cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
 bin="$cache/bin/kind-$KIND_VERSION-k8s-$K8S_VERSION-coredns-$COREDNS_VERSION-flannel-$FLANNEL_VERSION"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
@@ -34,33 +36,11 @@ build_kind() {
   log "kind built in $((SECONDS - started)) s"; record "kind-$KIND_VERSION" $((SECONDS - started))
 }
 
-# kubeadm through the wrapper-module trick of e2e/cluster/build.sh, in a folder of its own.
 build_kubeadm() {
   [ -x "$bin/kubeadm" ] && { log "kubeadm $K8S_VERSION cached"; return; }
-  local started=$SECONDS w="$cache/build/kind-k8s-$K8S_VERSION"
+  local started=$SECONDS
   log "building kubeadm $K8S_VERSION"
-  rm -rf "$w" && mkdir -p "$w" && cd "$w"
-  go mod init e2e.local/kindbuild >/dev/null 2>&1
-  local gomod staging minor m
-  gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  staging="v0.${K8S_VERSION#v1.}"
-  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
-  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
-  for m in $(sed -nE 's#^[[:space:]]*(k8s\.io/[^ ]+) => \./staging/src/.*#\1#p' "$gomod"); do
-    go mod edit -replace="$m=$m@$staging"
-  done
-  if grep -q '^godebug' "$gomod"; then
-    go mod edit -godebug="$(sed -nE 's/^godebug (.*)/\1/p' "$gomod")"
-  fi
-  go get -tool "k8s.io/kubernetes/cmd/kubeadm@$K8S_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
-  local ldf="-s -w" p now
-  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-    ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$now"
-  done
-  go build -trimpath -ldflags "$ldf" -o "$bin/" k8s.io/kubernetes/cmd/kubeadm
+  k8s_build "$cache/build/kind-k8s-$K8S_VERSION" "$bin" "" kubeadm
   "$bin/kubeadm" version -o short >&2
   log "kubeadm built in $((SECONDS - started)) s"; record "kubeadm-$K8S_VERSION" $((SECONDS - started))
 }

@@ -10,6 +10,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cluster/versions.env
 source "$here/../cluster/versions.env"
+# shellcheck source=../cluster/k8s-build.sh
+source "$here/../cluster/k8s-build.sh"
 PAUSE_VERSION=3.10-e2e
 cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
 bin="$cache/bin/realnode-k8s-$K8S_VERSION-containerd-$CONTAINERD_VERSION"
@@ -19,37 +21,11 @@ mkdir -p "$bin" "$cache/build"
 log() { printf '[realnode-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 record() { printf '%s %s %s\n' "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$cache/build-times.log"; }
 
-# The same wrapper-module trick as e2e/cluster/build.sh, in a folder of its own so that the two
-# builds never rewrite each other's go.mod.
 build_kubelet() {
   [ -x "$bin/kubelet" ] && [ -x "$bin/kube-proxy" ] && { log "kubelet $K8S_VERSION cached"; return; }
-  local started=$SECONDS w="$cache/build/realnode-k8s-$K8S_VERSION"
+  local started=$SECONDS
   log "building kubelet and kube-proxy $K8S_VERSION (cold: a few minutes on 2 cores)"
-  rm -rf "$w" && mkdir -p "$w" && cd "$w"
-  go mod init e2e.local/realnodebuild >/dev/null 2>&1
-  local gomod staging minor m
-  gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  staging="v0.${K8S_VERSION#v1.}"
-  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
-  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
-  for m in $(sed -nE 's#^[[:space:]]*(k8s\.io/[^ ]+) => \./staging/src/.*#\1#p' "$gomod"); do
-    go mod edit -replace="$m=$m@$staging"
-  done
-  if grep -q '^godebug' "$gomod"; then
-    go mod edit -godebug="$(sed -nE 's/^godebug (.*)/\1/p' "$gomod")"
-  fi
-  go get -tool "k8s.io/kubernetes/cmd/kubelet@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-proxy@$K8S_VERSION" \
-    2>&1 | grep -v '^go: downloading' >&2 || true
-  grep -q "k8s.io/kubernetes $K8S_VERSION" go.mod || { log "go get did not pin $K8S_VERSION"; exit 1; }
-  local ldf="-s -w" p now
-  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-    ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$now"
-  done
-  go build -trimpath -tags=selinux,notest -ldflags "$ldf" -o "$bin/" \
-    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+  k8s_build "$cache/build/realnode-k8s-$K8S_VERSION" "$bin" selinux,notest kubelet kube-proxy
   "$bin/kubelet" --version >&2
   log "kubelet built in $((SECONDS - started)) s"; record "kubelet-$K8S_VERSION" $((SECONDS - started))
 }
