@@ -34,11 +34,16 @@ up() {
   flock 9
   if answers; then echo "docker engine answers on $socket"; return; fi
   local started=$SECONDS
+  # The default runtime is runc minus the capabilities the host cannot grant (see the file):
+  # kind's --privileged nodes need it on hosts like this one. Copied, so the engine does not
+  # depend on the checkout that started it.
+  install -m 0755 "$(dirname "$0")/kind/bounded-runc" "$state/bounded-runc"
   # setsid: the engine outlives this shell and its make (a new session, its own process group).
   # It starts its own containerd as a child, which stops with it.
   # dockerd writes its own pid (not sudo's or setsid's) into $pidfile and removes it when it exits.
   # 9>&-: the engine must not inherit, and so hold for ever, the lock.
-  $sudo setsid dockerd --host "unix://$socket" --pidfile "$pidfile" >"$state/dockerd.log" 2>&1 < /dev/null 9>&- &
+  $sudo setsid dockerd --host "unix://$socket" --pidfile "$pidfile" \
+    --add-runtime "bounded-runc=$state/bounded-runc" --default-runtime bounded-runc >"$state/dockerd.log" 2>&1 < /dev/null 9>&- &
   local launched=$!
   until answers; do
     if ! kill -0 "$launched" 2>/dev/null; then

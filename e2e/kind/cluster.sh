@@ -35,8 +35,16 @@ patches = [
     # This host runs cgroup v1; kubelets of 1.35 and later refuse it unless told otherwise.
     {"kind": "KubeletConfiguration", "failCgroupV1": False},
 ]
-print(yaml.safe_dump({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": nodes,
-                      "kubeadmConfigPatches": [yaml.safe_dump(p) for p in patches]}))
+config = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": nodes,
+          "kubeadmConfigPatches": [yaml.safe_dump(p) for p in patches]}
+# Where the host withholds CAP_SYS_RESOURCE even from root (as here), runc cannot lower a pod's
+# oom_score_adj (-998 for sandboxes) and every pod fails with "can't get final child's PID".
+with open("/proc/self/status") as status:
+    bounding = int(next(line for line in status if line.startswith("CapBnd:")).split()[1], 16)
+if not bounding >> 24 & 1:  # CAP_SYS_RESOURCE
+    config["containerdConfigPatches"] = [
+        '[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n']
+print(yaml.safe_dump(config))
 PY
 }
 

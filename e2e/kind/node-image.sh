@@ -52,14 +52,14 @@ if ! docker image inspect "$base_image" >/dev/null 2>&1; then
   docker import "$tarball" "$base_image" >/dev/null
 fi
 
-# The images, from scratch or (kube-proxy and flanneld, which run iptables) from the base.
+# The images, from scratch or (kube-proxy and flanneld, which run iptables from /usr/sbin) from the base.
 context=$(mktemp -d)
 build=""
 trap 'rm -rf "$context"; [ -n "$build" ] && docker rm -f "$build" >/dev/null 2>&1 || true' EXIT
 component() {  # NAME TAG FROM BINARY PATH-IN-IMAGE
   local name=$1 tag=$2 from=$3 binary=$4 path=$5 dir="$context/$1"
   mkdir -p "$dir" && cp "$binary" "$dir/binary"
-  printf 'FROM %s\nCOPY binary %s\nENV PATH=/usr/local/bin:/usr/bin:/bin\nENTRYPOINT ["%s"]\n' \
+  printf 'FROM %s\nCOPY binary %s\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nENTRYPOINT ["%s"]\n' \
     "$from" "$path" "$path" > "$dir/Dockerfile"
   docker build -q -t "e2e.local/$name:$tag" "$dir" >/dev/null
   echo "e2e.local/$name:$tag"
