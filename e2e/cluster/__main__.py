@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("verb", choices=["up", "down", "status", "build"])
     args = parser.parse_args(argv)
     if os.environ.get("E2E_CLUSTER", "local") == "kind":
-        return subprocess.call(["bash", str(REPO / "e2e/kind/cluster.sh"), args.verb])
+        return subprocess.call(["bash", str(REPO / "e2e/kind/cluster.sh"), args.verb],
+                               env={**os.environ, "E2E_PYTHON": sys.executable})
     local = world.World()
     try:
         if args.verb == "up":

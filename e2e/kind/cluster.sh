@@ -8,13 +8,14 @@
 # no registry is reached. Workers are labelled and tainted as the pools of e2e/nodepools.yaml
 # (KIND_WORKERS_PER_POOL, default 1, workers each), with GPU capacity patched onto their status
 # (kind nodes have no GPUs; the scheduler only counts). The project's images are loaded with
-# `kind load`. Prometheus in the cluster, the Gateway and the load generator are still to come,
-# and with them the .e2e/env that lets the e2e suite run on this provider.
+# `kind load`. e2e/kind/world.py then adds what the suite needs beside the cluster (Prometheus
+# in it, routes to the pods, the load generator) and writes .e2e/env.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 name=${KIND_CLUSTER_NAME:-modelrollout-e2e}
-state="$repo/.e2e"
+state=${E2E_DIR:-$repo/.e2e}
+py=${E2E_PYTHON:-$repo/.venv/bin/python}  # the project's venv (make setup): the host side is Python
 # shellcheck source=../cluster/versions.env
 source "$repo/e2e/cluster/versions.env"
 verb=${1:-up}
@@ -76,23 +77,25 @@ up() {
     cluster_config > "$state/kind-config.yaml"
     kind create cluster --name "$name" --image "$image" --config "$state/kind-config.yaml" --wait 300s
   fi
-  kind get kubeconfig --name "$name" > "$state/kind-kubeconfig"
-  export KUBECONFIG="$state/kind-kubeconfig"
+  kind get kubeconfig --name "$name" > "$state/kubeconfig"
+  export KUBECONFIG="$state/kubeconfig"
   pools_onto_nodes
   bash "$repo/e2e/images/build.sh" >&2   # modelrollout:dev and modelrollout-modelserver:dev
   kind load docker-image --name "$name" modelrollout:dev modelrollout-modelserver:dev
   kubectl apply --server-side -f "$repo/crds/"
   kubectl apply --server-side -f "$(cat "$cluster_bin/share.path")/crds/"
-  # Not yet offline (see the kind issue): Prometheus in the cluster, the Gateway, the load
-  # generator. Until they are, no .e2e/env is written: the suite needs them.
-  echo "kind cluster $name up ($image); KUBECONFIG=$state/kind-kubeconfig"
+  # Routes to the pods, Prometheus, the model server's image names, the load generator, .e2e/env.
+  (cd "$repo" && "$py" -m e2e.kind.world up --name "$name" --kind-bin "$kind_bin" --cluster-bin "$cluster_bin" \
+    --node-bin "$(bash "$repo/e2e/realnode/build.sh" | tail -1)")
+  echo "kind cluster $name up ($image); source $state/env"
 }
 
 down() {
   local kind_bin
   kind_bin=$(bash "$here/build.sh" | tail -1)
+  (cd "$repo" && "$py" -m e2e.kind.world down)
   "$kind_bin/kind" delete cluster --name "$name" 2>/dev/null || true
-  rm -f "$state/kind-kubeconfig" "$state/kind-config.yaml"
+  rm -f "$state/kubeconfig" "$state/kind-config.yaml"
 }
 
 case "$verb" in

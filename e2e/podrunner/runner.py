@@ -145,14 +145,15 @@ def is_pod_ready(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions", []))
 
 
-def real_node_endpoints(pods: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def real_node_endpoints(pods: dict[str, dict[str, Any]], every_node: bool = False) -> list[dict[str, Any]]:
     """The real node's model-server pods (a kubelet runs them), by pod IP and container port, so
-    that the load generator reaches them as it reaches this runner's processes."""
+    that the load generator reaches them as it reaches this runner's processes. With `every_node`
+    (a kind cluster), every node is a real one."""
     found = []
     for key in sorted(pods):
         pod = pods[key]
         meta, spec, status = pod["metadata"], pod.get("spec", {}), pod.get("status", {})
-        if (not on_the_real_node(spec) or meta.get("deletionTimestamp")
+        if (not (every_node or on_the_real_node(spec)) or meta.get("deletionTimestamp")
                 or status.get("phase") != "Running" or not status.get("podIP")):
             continue
         served = first_port(spec)
@@ -179,8 +180,10 @@ def container_env(pod: dict[str, Any], container_name: str) -> dict[str, str]:
 
 
 class Runner:
-    def __init__(self, kubeconfig: str, endpoints: Path, targets: Path, timings: Path) -> None:
+    def __init__(self, kubeconfig: str, endpoints: Path, targets: Path, timings: Path,
+                 kubelets_run_every_pod: bool = False) -> None:
         config.load_kube_config(config_file=kubeconfig)
+        self.kubelets_run_every_pod = kubelets_run_every_pod  # kind: only list pods for the load generator
         self.api = client.CoreV1Api()
         self.endpoints, self.targets, self.timings = endpoints, targets, timings
         self.pods: dict[str, dict[str, Any]] = {}
@@ -224,10 +227,10 @@ class Runner:
     def reconcile(self) -> None:
         with self.pods_lock:
             pods = dict(self.pods)
-        self.remote = real_node_endpoints(pods)
+        self.remote = real_node_endpoints(pods, every_node=self.kubelets_run_every_pod)
         wanted: dict[str, tuple[dict[str, Any], str, int, str]] = {}
         for key, pod in pods.items():
-            serving = eligible(pod)
+            serving = None if self.kubelets_run_every_pod else eligible(pod)
             if serving is not None:
                 wanted[key] = (pod, *serving)
         leaving = [key for key, server in self.servers.items()

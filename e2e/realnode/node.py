@@ -58,13 +58,17 @@ CNI_BIN = Path("/usr/lib/cni")
 RUNC = "/usr/sbin/runc"
 
 
-def scrape_jobs(kubeconfig: Path, node: str) -> list[dict[str, object]]:
+def scrape_jobs(kubeconfig: Path | None, node: str | None) -> list[dict[str, object]]:
     """The node's pods by Kubernetes service discovery and pod IP, with the
     relabelling of the chart's PodMonitors (model servers: modelrollout.io/* labels, port `http`;
     the operator: app.kubernetes.io/name=modelrollout, port `metrics`). Only this node's pods are
-    listed (a field selector): kwok's stay with the world's Prometheus and the pod runner's files."""
-    discovery = [{"role": "pod", "kubeconfig_file": str(kubeconfig),
-                  "selectors": [{"role": "pod", "field": f"spec.nodeName={node}"}]}]
+    listed (a field selector): kwok's stay with the world's Prometheus and the pod runner's files.
+    Without a kubeconfig, Prometheus runs in the cluster (kind); without a node, every pod is listed."""
+    discovery: list[dict[str, object]] = [{"role": "pod"}]
+    if kubeconfig is not None:
+        discovery[0]["kubeconfig_file"] = str(kubeconfig)
+    if node is not None:
+        discovery[0]["selectors"] = [{"role": "pod", "field": f"spec.nodeName={node}"}]
     running = {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running", "action": "keep"}
     model_servers = [
         running,
