@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
 E2E_DIR ?= $(CURDIR)/.e2e
 
-.PHONY: help system system-down images setup lock test-min-deps lint unit e2e e2e-long test cluster-up cluster-down crds argocd-fixtures bench bench-scale run demo clean
+.PHONY: help system system-down images setup lock test-min-deps lint unit e2e e2e-long e2e-kind test cluster-up cluster-down crds argocd-fixtures bench bench-scale run demo clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -64,6 +64,14 @@ e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 2) worlds in parall
 
 e2e-long: setup system  ## the long e2e cases CI leaves out (30 s and 60 s scrapes, examples rolled out elsewhere too: about 22 minutes)
 	$(PY) -m pytest e2e -q --durations=10 -m long
+
+# The scenarios proven on kind so far (e2e/kind/), on a kind cluster built offline, then deleted
+# (E2E_KEEP_WORLD=1 keeps it).
+KIND_E2E ?= e2e/scenarios/test_canary.py e2e/scenarios/test_strategies.py e2e/scenarios/test_gpu.py
+e2e-kind: setup system  ## the e2e scenarios proven on kind, on a kind cluster built offline (E2E_CLUSTER=kind)
+	E2E_CLUSTER=kind $(PY) -m e2e.cluster up
+	E2E_CLUSTER=kind $(PY) -m pytest $(KIND_E2E) -q --durations=10 -m "not long"; status=$$?; \
+	test -n "$$E2E_KEEP_WORLD" || E2E_CLUSTER=kind $(PY) -m e2e.cluster down; exit $$status
 
 # Unit and e2e tests both mostly wait (on scrapes and analysis windows), so `make test` runs the
 # unit tests beside the e2e workers: one process, in a world of its own (E2E_UNIT_WORLD,

@@ -3,6 +3,7 @@
 # (e2e/modelserver/Dockerfile), built on the local Debian base, for machines that cannot pull.
 #
 #   e2e/images/build.sh     # tags modelrollout:dev, modelrollout-modelserver:dev and :<content hash>
+#   e2e/images/build.sh --with-loadgen   # and modelrollout-e2e-loadgen:dev, for the kind provider
 #
 # Each image is keyed by a hash of what goes into it (its Dockerfile, the lock, its sources, the
 # build helpers and the base's recipe) and skipped when an image with that key exists. The base
@@ -41,6 +42,8 @@ operator_key=$(echo "$base_key $(content_hash Dockerfile pyproject.toml "${helpe
   | sha256sum | cut -c1-12)
 modelserver_key=$(echo "$base_key $(content_hash e2e/modelserver e2e/__init__.py "${helpers[@]}")" \
   | sha256sum | cut -c1-12)
+loadgen_key=$(echo "$base_key $(content_hash e2e/kind/loadgen.Dockerfile e2e/__init__.py e2e/cluster/__init__.py \
+  e2e/cluster/pki.py e2e/cluster/processes.py e2e/loadgen e2e/modelserver e2e/podrunner "${helpers[@]}")" | sha256sum | cut -c1-12)
 
 base() {
   local started=$SECONDS tarball=$cache/base-$base_key.tar.gz
@@ -96,4 +99,6 @@ build() {
 total=$SECONDS
 build modelrollout "$operator_key" Dockerfile
 build modelrollout-modelserver "$modelserver_key" e2e/modelserver/Dockerfile
+# The kind provider's load generator (e2e/kind/world.py), only when asked.
+[ "${1:-}" = --with-loadgen ] && build modelrollout-e2e-loadgen "$loadgen_key" e2e/kind/loadgen.Dockerfile
 took "make images" "$total"

@@ -9,8 +9,9 @@
   without Kubernetes service discovery ("field kubernetes_sd_configs not found");
 - the model-server image under the image names the scenarios and examples use, loaded with
   `kind load`, so that their pods run the e2e model server (its env carries the faults);
-- the load generator on this host, fed the pods' addresses by the pod runner in its
-  `--kubelets-run-every-pod` mode (it runs nothing: the kubelets do);
+- the load generator in the cluster, fed the pods' addresses by the pod runner in its
+  `--kubelets-run-every-pod` mode (it runs nothing: the kubelets do), in one pod whose
+  counters Prometheus scrapes (its image: e2e/kind/loadgen.Dockerfile);
 - `.e2e/env`, the one file the e2e suite reads.
 
     python -m e2e.kind.world up --kind-bin DIR --cluster-bin DIR --node-bin DIR --name NAME
@@ -20,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -31,9 +33,8 @@ from typing import Any
 
 import yaml
 
-from e2e.cluster import components
-from e2e.cluster.layout import Layout, Ports
-from e2e.cluster.processes import Component, StartError, Supervisor
+from e2e.cluster.layout import Layout
+from e2e.cluster.processes import StartError
 from e2e.cluster.world import SLOWER_SCRAPES, scrape_interval, write_env
 from e2e.realnode.node import scrape_jobs
 
@@ -41,8 +42,9 @@ NAMESPACE = "monitoring"
 PROMETHEUS_NODE_PORT = 30090
 # The images the scenarios and examples name; kind nodes hold the e2e model server under each.
 MODEL_SERVER = "modelrollout-modelserver:dev"
-MODEL_IMAGE_NAMES = ("registry.example/modelserver:1.0", "registry.example/scorer:1.4")
-HOST_PROCESSES = ("loadgen", "pod-runner")
+MODEL_IMAGE_NAMES = ("registry.example/modelserver:1.0", "registry.example/scorer:1.4", "registry.example/batch:1")
+LOADGEN_IMAGE = "modelrollout-e2e-loadgen:dev"
+LOADGEN_METRICS_PORT = 9091
 
 
 def log(message: str) -> None:
@@ -57,11 +59,9 @@ def run(*argv: str, input: str | None = None) -> str:
 
 
 class KindWorld:
-    def __init__(self, layout: Layout, ports: Ports, name: str, kind_bin: Path, cluster_bin: Path,
-                 node_bin: Path) -> None:
-        self.layout, self.ports, self.name = layout, ports, name
+    def __init__(self, layout: Layout, name: str, kind_bin: Path, cluster_bin: Path, node_bin: Path) -> None:
+        self.layout, self.name = layout, name
         self.kind, self.cluster_bin, self.prometheus = kind_bin / "kind", cluster_bin, node_bin / "prometheus"
-        self.supervisor = Supervisor(layout.run, layout.logs)
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
         return run(str(self.cluster_bin / "kubectl"), f"--kubeconfig={self.layout.kubeconfig}", *args, input=input)
@@ -70,24 +70,28 @@ class KindWorld:
 
     def up(self) -> None:
         started = time.monotonic()
-        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self.layout.run.mkdir(parents=True, exist_ok=True)
         self.layout.kubeconfig.write_text(run(str(self.kind), "get", "kubeconfig", "--name", self.name))
         self.route_pod_cidrs()
         self.load_model_images()
         prometheus_url = self.start_prometheus()
-        self.start_host_processes()
+        self.start_loadgen()
         write_env(self.layout, {
             "KUBECONFIG": str(self.layout.kubeconfig),
             "PROMETHEUS_URL": prometheus_url,
             "E2E_BIN": str(self.cluster_bin),
             "E2E_CLUSTER": "kind",
-            "LOADGEN_METRICS_URL": f"http://127.0.0.1:{self.ports.loadgen}/metrics",
         })
         log(f"up in {time.monotonic() - started:.1f} s; source {self.layout.env_file}")
 
     def nodes(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"]
         return items
+
+    def control_plane_address(self) -> str:
+        node = next(n for n in self.nodes()
+                    if "node-role.kubernetes.io/control-plane" in n["metadata"].get("labels", {}))
+        return str(next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"))
 
     def route_pod_cidrs(self) -> None:
         routes = []
@@ -122,10 +126,7 @@ class KindWorld:
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
                      input=yaml.safe_dump_all(prometheus_objects(image)))
         self.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/prometheus", "--timeout=180s")
-        control_plane = next(n for n in self.nodes()
-                             if "node-role.kubernetes.io/control-plane" in n["metadata"].get("labels", {}))
-        address = next(a["address"] for a in control_plane["status"]["addresses"] if a["type"] == "InternalIP")
-        url = f"http://{address}:{PROMETHEUS_NODE_PORT}"
+        url = f"http://{self.control_plane_address()}:{PROMETHEUS_NODE_PORT}"
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -140,19 +141,18 @@ class KindWorld:
         log(f"Prometheus ({image}) at {url}")
         return url
 
-    def start_host_processes(self) -> None:
-        self.stop_host_processes()
-        runner = components.pod_runner(self.layout)
-        self.supervisor.start(Component(
-            runner.name, [*runner.argv, "--kubelets-run-every-pod"], runner.ports, runner.env, runner.cwd))
-        self.supervisor.start(components.load_generator(self.layout, self.ports))
-        self.supervisor.wait_until("loadgen", lambda: _answers(f"http://127.0.0.1:{self.ports.loadgen}/metrics"), 60)
-
-    # -- down ----------------------------------------------------------------------------------
-
-    def stop_host_processes(self) -> None:
-        for name in HOST_PROCESSES:
-            self.supervisor.stop(name)
+    def start_loadgen(self) -> None:
+        run("bash", "e2e/images/build.sh", "--with-loadgen")
+        run(str(self.kind), "load", "docker-image", "--name", self.name, LOADGEN_IMAGE)
+        # The pods reach the API server by the control plane's address on kind's network.
+        internal = yaml.safe_load(run(str(self.kind), "get", "kubeconfig", "--internal", "--name", self.name))
+        internal["clusters"][0]["cluster"]["server"] = f"https://{self.control_plane_address()}:6443"
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                     input=yaml.safe_dump_all(loadgen_objects(yaml.safe_dump(internal))))
+        # A new image under the same tag: start its pod again.
+        self.kubectl("-n", NAMESPACE, "rollout", "restart", "deployment/loadgen")
+        self.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/loadgen", "--timeout=180s")
+        log("load generator running in the cluster")
 
     def down(self) -> None:
         self.stop_host_processes()
@@ -162,11 +162,6 @@ class KindWorld:
                 subprocess.run(["ip", "route", "del", cidr], capture_output=True)
             routes.unlink()
         self.layout.env_file.unlink(missing_ok=True)
-
-
-def _answers(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as answer:
-        return answer.status == 200
 
 
 def prometheus_config() -> dict[str, Any]:
@@ -183,14 +178,64 @@ def prometheus_config() -> dict[str, Any]:
     relabel = jobs[0]["relabel_configs"]
     assert isinstance(relabel, list)
     relabel.extend(slower)
+    # The load generator's counters carry their own namespace labels (of the ModelDeployments).
+    jobs.append({"job_name": "loadgen", "scrape_interval": "5s", "scrape_timeout": "4s",
+                 "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}],
+                 "relabel_configs": [
+                     {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "regex": "e2e-loadgen",
+                      "action": "keep"},
+                     {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "metrics",
+                      "action": "keep"}]})
     return {"global": {"scrape_interval": f"{interval}s", "scrape_timeout": f"{min(10, max(1, interval - 1))}s",
                        "evaluation_interval": f"{interval}s"},
             "scrape_configs": jobs}
 
 
+def loadgen_objects(kubeconfig: str) -> list[dict[str, Any]]:
+    """One pod: the pod runner writes the pods' addresses into a shared folder, the load
+    generator reads them there and serves its counters on a port named `metrics`."""
+    labels = {"app.kubernetes.io/name": "e2e-loadgen"}
+    meta = {"name": "loadgen", "namespace": NAMESPACE}
+    shared = [{"name": "kubeconfig", "mountPath": "/etc/e2e", "readOnly": True},
+              {"name": "work", "mountPath": "/run/e2e"}]
+    endpoints = "--endpoints=/run/e2e/endpoints.json"
+    kubeconfig_flag = "--kubeconfig=/etc/e2e/kubeconfig"
+    containers = [
+        {"name": "pod-runner", "image": LOADGEN_IMAGE, "imagePullPolicy": "Never",
+         "args": ["e2e.podrunner", kubeconfig_flag, endpoints, "--targets=/run/e2e/targets",
+                  "--timings=/run/e2e/timings.json", "--kubelets-run-every-pod"],
+         "volumeMounts": shared},
+        {"name": "loadgen", "image": LOADGEN_IMAGE, "imagePullPolicy": "Never",
+         "args": ["e2e.loadgen", kubeconfig_flag, endpoints, f"--metrics-port={LOADGEN_METRICS_PORT}",
+                  "--metrics-host=0.0.0.0"],
+         "ports": [{"name": "metrics", "containerPort": LOADGEN_METRICS_PORT}],
+         "volumeMounts": shared},
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "loadgen-kubeconfig", "namespace": NAMESPACE},
+         "stringData": {"kubeconfig": kubeconfig}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {**meta, "labels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"},
+                  "template": {"metadata": {"labels": labels}, "spec": {
+                      **ON_THE_CONTROL_PLANE, "containers": containers,
+                      "volumes": [{"name": "kubeconfig", "secret": {"secretName": "loadgen-kubeconfig"}},
+                                  {"name": "work", "emptyDir": {}}]}}}},
+    ]
+
+
+# The GPU pools' taints keep these off the workers.
+ON_THE_CONTROL_PLANE: dict[str, Any] = {
+    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+    "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
 def prometheus_objects(image: str) -> list[dict[str, Any]]:
     labels = {"app.kubernetes.io/name": "prometheus"}
     meta = {"name": "prometheus", "namespace": NAMESPACE}
+    config = yaml.safe_dump(prometheus_config(), sort_keys=False)
+    digest = hashlib.sha256(config.encode()).hexdigest()[:12]
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
@@ -200,16 +245,13 @@ def prometheus_objects(image: str) -> list[dict[str, Any]]:
          "metadata": {"name": "e2e-prometheus"},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "e2e-prometheus"},
          "subjects": [{"kind": "ServiceAccount", **meta}]},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
-         "data": {"prometheus.yml": yaml.safe_dump(prometheus_config(), sort_keys=False)}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"prometheus.yml": config}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {**meta, "labels": labels},
          "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"},
-                  "template": {"metadata": {"labels": labels}, "spec": {
-                      "serviceAccountName": "prometheus",
-                      # On the control plane: the GPU pools' taints keep it off the workers.
-                      "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
-                      "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
-                                       "effect": "NoSchedule"}],
+                  # A changed config rolls the pod: Prometheus reads its file only at start.
+                  "template": {"metadata": {"labels": labels, "annotations": {"e2e.modelrollout.io/config": digest}},
+                               "spec": {
+                      "serviceAccountName": "prometheus", **ON_THE_CONTROL_PLANE,
                       "containers": [{
                           "name": "prometheus", "image": image, "imagePullPolicy": "Never",
                           "args": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
@@ -234,7 +276,7 @@ def main() -> None:
     parser.add_argument("--cluster-bin", type=Path, default=Path("."))
     parser.add_argument("--node-bin", type=Path, default=Path("."))
     args = parser.parse_args()
-    world = KindWorld(Layout.default(), Ports.from_env(), args.name, args.kind_bin, args.cluster_bin, args.node_bin)
+    world = KindWorld(Layout.default(), args.name, args.kind_bin, args.cluster_bin, args.node_bin)
     if args.verb == "up":
         world.up()
     else:

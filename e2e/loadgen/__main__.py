@@ -1,4 +1,4 @@
-"""`python -m e2e.loadgen --kubeconfig K --endpoints FILE [--metrics-port P]`.
+"""`python -m e2e.loadgen --kubeconfig K --endpoints FILE [--metrics-port P [--metrics-host H]]`.
 
 Every second it re-reads the endpoints file and (in a loop of its own, so a slow API server
 never delays pod changes) the ModelDeployments, Services, HTTPRoutes and VirtualServices,
@@ -128,7 +128,7 @@ class Gateway:
             last = now
 
 
-async def serve_metrics(metrics: LoadgenMetrics, port: int) -> web.AppRunner:
+async def serve_metrics(metrics: LoadgenMetrics, port: int, host: str = "127.0.0.1") -> web.AppRunner:
     async def handler(_: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -136,7 +136,7 @@ async def serve_metrics(metrics: LoadgenMetrics, port: int) -> web.AppRunner:
     app.router.add_get("/metrics", handler)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, host, port).start()
     return runner
 
 
@@ -146,7 +146,7 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     metrics = LoadgenMetrics()
-    runner = await serve_metrics(metrics, args.metrics_port) if args.metrics_port else None
+    runner = await serve_metrics(metrics, args.metrics_port, args.metrics_host) if args.metrics_port else None
     bodies = dataset.request_bodies(BODY_POOL, noise=args.noise, seed=args.seed)
     connector = aiohttp.TCPConnector(limit=2000, limit_per_host=0)
     # No cookie jar: a gateway keeps none, and a stored cookie would join the drawn Cookie header.
@@ -174,7 +174,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m e2e.loadgen", description=__doc__.splitlines()[0])
     p.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server to read")
     p.add_argument("--endpoints", required=True, help="the pod runner's endpoints file (JSON)")
-    p.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on 127.0.0.1:P (0: off)")
+    p.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on port P (0: off)")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="the address to serve /metrics on (0.0.0.0 in a pod of its own, on kind)")
     p.add_argument("--summary-every", type=float, default=10.0, help="seconds between summary lines")
     p.add_argument("--noise", type=float, default=0.05, help="noise of request rows, in feature std devs")
     p.add_argument("--seed", type=int, default=None, help="seed for bodies and routing draws")

@@ -28,3 +28,10 @@ def test_real_node_pods_are_listed_by_pod_ip_and_never_run() -> None:
     assert [(e["name"], e["host"], e["port"], e["ready"]) for e in listed] == [
         ("a", "10.88.0.7", 8080, True), ("b", "10.88.0.7", 8080, False)]
     assert listed[0]["labels"] == {"modelrollout.io/track": "stable"}
+
+
+def test_on_kind_every_node_is_real_so_every_pod_is_listed() -> None:
+    pods = {"ml/a": pod("a", real=True), "ml/k": pod("k", real=False, ip="10.244.2.5")}
+    assert [e["name"] for e in real_node_endpoints(pods)] == ["a"]
+    assert [(e["name"], e["host"]) for e in real_node_endpoints(pods, every_node=True)] == [
+        ("a", "10.88.0.7"), ("k", "10.244.2.5")]
