@@ -5,8 +5,9 @@ the README's order, one command at a time in one bash process, as a person would
 into one terminal: what one block sets up (`source .e2e/env`, the operator started by
 `make run &`) the next one uses. Each command must exit 0. The shell starts with an empty
 $HOME and an activated, empty virtualenv (for `pip install ./plugin`); the only settings it is
-given are the world's port offset and free ports for the operator's metrics and health
-endpoints, so that it does not collide with other processes on this machine.
+given are the world's port offset, free ports for the operator's metrics and health
+endpoints, so that it does not collide with other processes on this machine, and `REGISTRY`, the
+address of a registry (distribution's, built from its Go module) that this test runs on loopback.
 
 What a person would only see is asserted after the commands ran: the rollouts ended as the
 comments say, the plugin's answers, the Helm release with the README's values, the operator
@@ -22,6 +23,8 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import venv
 from collections.abc import Iterator
 from importlib import metadata
@@ -128,7 +131,42 @@ class Shell:
 
 
 @pytest.fixture
-def shell(world: WorldInfo, tmp_path: Path) -> Iterator[Shell]:
+def registry(world: WorldInfo, tmp_path: Path) -> Iterator[str]:
+    """A registry on loopback (Docker pushes to 127.0.0.0/8 over plain HTTP); its address."""
+    address = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "registry.yml"
+    config.write_text(yaml.safe_dump({"version": 0.1, "log": {"level": "warn"},
+                                      "storage": {"filesystem": {"rootdirectory": str(tmp_path / "registry")}},
+                                      "http": {"addr": address}}))
+    log = (tmp_path / "registry.log").open("w")
+    process = subprocess.Popen([str(world.bin / "registry"), "serve", str(config)], stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not registry_tags(address, "none") and time.monotonic() < deadline:
+            assert process.poll() is None, f"the registry exited:\n{(tmp_path / 'registry.log').read_text()[-2000:]}"
+            time.sleep(0.2)
+        yield address
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+        log.close()
+        subprocess.run(["docker", "rmi", f"{address}/modelrollout:0.1.0"], capture_output=True)
+
+
+def registry_tags(address: str, repository: str) -> list[str] | None:
+    """The repository's tags ([] for an unknown one); None while the registry does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/{repository}/tags/list", timeout=2) as answer:
+            return list(json.load(answer).get("tags") or [])
+    except urllib.error.HTTPError as error:
+        return [] if error.code == 404 else None
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def shell(world: WorldInfo, tmp_path: Path, registry: str) -> Iterator[Shell]:
     home = tmp_path / "home"
     home.mkdir()
     env_dir = tmp_path / "venv"
@@ -138,6 +176,7 @@ def shell(world: WorldInfo, tmp_path: Path) -> Iterator[Shell]:
         "LANG": "C.UTF-8", "COLUMNS": "120", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "E2E_PORT_OFFSET": os.environ.get("E2E_PORT_OFFSET", "0"),
         "MODELROLLOUT_METRICS_PORT": str(free_port()), "MODELROLLOUT_HEALTH_PORT": str(free_port()),
+        "REGISTRY": registry,
     }
     started = Shell(env, tmp_path / "shell.log", checkout_view(tmp_path, env))
     yield started
@@ -168,12 +207,12 @@ def outputs(ran: list[Ran], prefix: str) -> list[str]:
 def test_the_readme_blocks_are_found() -> None:
     blocks = runnable_blocks(README.read_text())
     assert [block[0].split()[:2] for block in blocks] == [
-        ["make", "cluster-up"], ["pip", "install"], ["helm", "install"], ["docker", "run"], ["kubectl", "-n"]]
+        ["make", "cluster-up"], ["pip", "install"], ["docker", "tag"], ["docker", "run"], ["kubectl", "-n"]]
     assert any("prometheus.url=" in command for command in blocks[2])
 
 
 def test_the_readme_runs_as_written(world: WorldInfo, kubectl: Kubectl, operator: OperatorProcess,
-                                    shell: Shell) -> None:
+                                    shell: Shell, registry: str) -> None:
     images.built_by_make()  # what `make images`, which the README names, leaves in Docker
     # The README starts its own operator with `make run`; two would handle the same objects.
     operator.stop()
@@ -190,7 +229,7 @@ def test_the_readme_runs_as_written(world: WorldInfo, kubectl: Kubectl, operator
                 ran.append(shell.run(command))
         check_kubectl_path(ran)
         check_plugin(ran, kubectl)
-        check_helm_release(kubectl)
+        check_helm_release(kubectl, registry)
         check_image(ran)
         check_argocd(kubectl)
     except AssertionError as failure:
@@ -234,10 +273,11 @@ def check_plugin(ran: list[Ran], kubectl: Kubectl) -> None:
     assert body["status"]["lastCommand"]["verb"] == "undo" and body["status"]["lastCommand"]["accepted"]
 
 
-def check_helm_release(kubectl: Kubectl) -> None:
+def check_helm_release(kubectl: Kubectl, registry: str) -> None:
+    assert registry_tags(registry, "modelrollout") == ["0.1.0"]  # pushed
     deployment = get_json(kubectl, "deployment", "modelrollout", "-n", "modelrollout")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "registry.example/modelrollout:0.1.0"
+    assert container["image"] == f"{registry}/modelrollout:0.1.0"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MODELROLLOUT_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
 

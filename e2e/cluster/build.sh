@@ -45,11 +45,15 @@ build_etcd() {
 }
 
 build_plain() {  # name module@version: modules without replace directives install directly
-  local name=$1 pkg=$2
-  [ -x "$bin/$name" ] && { log "$name cached"; return; }
+  local name=$1 pkg=$2 stamp="$bin/$1.version"
+  # A binary built with its version stamped beside it is rebuilt when the version changes.
+  if [ -x "$bin/$name" ] && { [ ! -e "$stamp" ] || [ "$(cat "$stamp")" = "${pkg##*@}" ]; }; then
+    log "$name cached"; return
+  fi
   local started=$SECONDS
   log "building $pkg"
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "$pkg"
+  echo "${pkg##*@}" > "$stamp"
   log "$name built in $((SECONDS - started)) s"; record "$name-${pkg##*@}" $((SECONDS - started))
 }
 
@@ -125,6 +129,7 @@ total=$SECONDS
 build_kubernetes
 build_etcd
 build_plain kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+build_plain registry "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
 build_helm
 build_adapter
 fetch_share
