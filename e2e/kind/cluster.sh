@@ -6,7 +6,8 @@
 #
 # kind, its node image and every image in it are built here (e2e/kind/build.sh, node-image.sh):
 # no registry is reached. Workers are labelled and tainted as the pools of e2e/nodepools.yaml
-# (KIND_WORKERS_PER_POOL, default 1, workers each), with GPU capacity patched onto their status
+# (as many workers as e2e/nodepools.yaml says, at most KIND_WORKERS_PER_POOL, default 3, each),
+# with GPU capacity patched onto their status
 # (kind nodes have no GPUs; the scheduler only counts). The project's images are loaded with
 # `kind load`. e2e/kind/world.py then adds what the suite needs beside the cluster (Prometheus
 # in it, routes to the pods, the load generator) and writes .e2e/env.
@@ -22,8 +23,8 @@ verb=${1:-up}
 
 need() { command -v "$1" >/dev/null || { echo "kind provider: $1 is required" >&2; exit 1; }; }
 
-cluster_config() {  # the control plane and KIND_WORKERS_PER_POOL (default 1) workers per pool
-  python3 - "$repo/e2e/nodepools.yaml" "${KIND_WORKERS_PER_POOL:-1}" "$ETCD_VERSION" <<'PY'
+cluster_config() {  # the control plane and each pool's workers (at most KIND_WORKERS_PER_POOL, default 3)
+  python3 - "$repo/e2e/nodepools.yaml" "${KIND_WORKERS_PER_POOL:-3}" "$ETCD_VERSION" <<'PY'
 import sys, yaml
 pools = yaml.safe_load(open(sys.argv[1]))["pools"]
 per_pool, etcd = int(sys.argv[2]), sys.argv[3]

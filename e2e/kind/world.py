@@ -155,7 +155,6 @@ class KindWorld:
         log("load generator running in the cluster")
 
     def down(self) -> None:
-        self.stop_host_processes()
         routes = self.layout.run / "kind-routes"
         if routes.exists():
             for cidr in routes.read_text().split():
