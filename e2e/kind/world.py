@@ -89,16 +89,14 @@ class KindWorld:
         return items
 
     def control_plane_address(self) -> str:
-        node = next(n for n in self.nodes()
-                    if "node-role.kubernetes.io/control-plane" in n["metadata"].get("labels", {}))
-        return str(next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"))
+        return internal_ip(next(n for n in self.nodes()
+                                if "node-role.kubernetes.io/control-plane" in n["metadata"].get("labels", {})))
 
     def route_pod_cidrs(self) -> None:
         routes = []
         for node in self.nodes():
-            address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
             cidr = node["spec"]["podCIDR"]
-            run("ip", "route", "replace", cidr, "via", address)
+            run("ip", "route", "replace", cidr, "via", internal_ip(node))
             routes.append(cidr)
         (self.layout.run / "kind-routes").write_text("\n".join(routes) + "\n")
         log(f"routes to pod CIDRs {', '.join(routes)}")
@@ -161,6 +159,11 @@ class KindWorld:
                 subprocess.run(["ip", "route", "del", cidr], capture_output=True)
             routes.unlink()
         self.layout.env_file.unlink(missing_ok=True)
+
+
+def internal_ip(node: dict[str, Any]) -> str:
+    """The node's address on kind's Docker network."""
+    return str(next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"))
 
 
 def prometheus_config() -> dict[str, Any]:
