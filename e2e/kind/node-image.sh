@@ -36,11 +36,14 @@ pause="e2e.local/pause:$(cat "$node_bin/pause.version")"
 
 base_key=$(content_hash e2e/kind/base.sh)
 base_image=modelrollout-kind-base:bookworm-$base_key
-key=$(echo "$base_key $(content_hash e2e/kind/node-image.sh e2e/kind/default-cni.yaml e2e/cluster/versions.env)" \
-  | sha256sum | cut -c1-12)
+# The versions of what goes into the node, not all of versions.env: a bump elsewhere keeps it.
+parts="$K8S_VERSION $ETCD_VERSION $CONTAINERD_VERSION $KIND_VERSION $COREDNS_VERSION $FLANNEL_VERSION $FLANNEL_CNI_PLUGINS_VERSION $pause"
+key=$(echo "$base_key $parts $(content_hash e2e/kind/node-image.sh e2e/kind/default-cni.yaml)" | sha256sum | cut -c1-12)
 image=modelrollout-kind-node:$K8S_VERSION-$key
 
 if docker image inspect "$image" >/dev/null 2>&1; then log "$image present"; echo "$image"; exit 0; fi
+# A new node image replaces the older ones (about 1.2 GB each).
+docker images --format '{{.Repository}}:{{.Tag}}' modelrollout-kind-node | xargs -r docker rmi >/dev/null 2>&1 || true
 started=$SECONDS
 
 if ! docker image inspect "$base_image" >/dev/null 2>&1; then
