@@ -12,24 +12,10 @@ from e2e.fixtures.world import Kubectl, Prometheus, eventually, get_json
 
 pytestmark = pytest.mark.cluster
 
-STEPS = [{"setWeight": 10}, {"analyze": {"duration": "40s"}}, {"setWeight": 50}, {"analyze": {"duration": "30s"}}]
-
-
-def canary_10_50_100(body: dict[str, Any]) -> None:
-    # No smoke test: a single request to a server failing 30 % of its answers would sometimes fail it
-    # first (a rollback too, but these scenarios are about the analysis naming the metric).
-    body["spec"].pop("smokeTest", None)
-    body["spec"]["strategy"]["canary"]["steps"] = STEPS
-    body["spec"]["analysis"]["metrics"] = [
-        {"name": "error-rate", "slo": {"max": 0.05}, "compare": {"tolerance": 0.1}},
-        {"name": "p99-latency", "slo": {"max": 0.5}, "compare": {"tolerance": 0.2}},
-    ]
-
-
 def test_healthy_canary_promotes(kubectl: Kubectl, namespace: str, operator: OperatorProcess,
                                  prometheus: Prometheus) -> None:
     name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), rps=100,
-                                  change=canary_10_50_100)
+                                  change=given.canary_10_50_100)
     first = then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)
     stable = first["stableRevision"]
     assert then.deployments(kubectl, namespace, name) == {stable: 4}
@@ -61,7 +47,7 @@ def test_healthy_canary_promotes(kubectl: Kubectl, namespace: str, operator: Ope
 def test_faulty_canary_rolls_back_before_half_the_traffic(
         kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
     name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), rps=100,
-                                  change=canary_10_50_100)
+                                  change=given.canary_10_50_100)
     stable = then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)["stableRevision"]
 
     when.new_version(kubectl, namespace, name, "1.1.0", FAULT_ERROR_RATE="0.3")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,6 @@ import pytest
 
 from e2e import test_helm_install
 from e2e.fixtures import given, then, when
-from e2e.fixtures.operator import OperatorProcess
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually
 
 pytestmark = [
@@ -29,8 +26,6 @@ pytestmark = [
     pytest.mark.skipif(os.environ.get("E2E_CLUSTER", "local") != "kind",
                        reason="the chart's operator as a container needs the kind provider (make e2e-kind)"),
 ]
-
-STEPS = [{"setWeight": 10}, {"analyze": {"duration": "40s"}}, {"setWeight": 50}, {"analyze": {"duration": "30s"}}]
 
 
 def values() -> dict[str, Any]:
@@ -54,28 +49,6 @@ def ready_operator_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any] | Non
     return pods[0] if conditions.get("Ready") == "True" else None
 
 
-@pytest.fixture
-def release_namespace(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
-    """A namespace for the release; the session's operator stopped meanwhile (it would act too)."""
-    namespace = f"chart-kind-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", namespace)
-    operator.stop()
-    try:
-        yield namespace
-    finally:
-        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-        operator.start()
-
-
-def canary(body: dict[str, Any]) -> None:
-    body["spec"].pop("smokeTest", None)  # as in test_canary.py: the analysis is what is judged here
-    body["spec"]["strategy"]["canary"]["steps"] = STEPS
-    body["spec"]["analysis"]["metrics"] = [
-        {"name": "error-rate", "slo": {"max": 0.05}, "compare": {"tolerance": 0.1}},
-        {"name": "p99-latency", "slo": {"max": 0.5}, "compare": {"tolerance": 0.2}},
-    ]
-
-
 def test_the_charts_operator_promotes_a_healthy_canary_and_rolls_back_a_faulty_one(
         world: WorldInfo, kubectl: Kubectl, namespace: str, release_namespace: str, tmp_path: Path) -> None:
     helm = test_helm_install.Helm(world, tmp_path / "helm")
@@ -89,7 +62,7 @@ def test_the_charts_operator_promotes_a_healthy_canary_and_rolls_back_a_faulty_o
         assert context["readOnlyRootFilesystem"] and context["capabilities"]["drop"] == ["ALL"]
 
         name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), rps=100,
-                                      change=canary)
+                                      change=given.canary_10_50_100)
         stable = then.phase_becomes(kubectl, namespace, name, "Succeeded", 120)["stableRevision"]
         when.new_version(kubectl, namespace, name, "1.1.0")
         candidate = then.phase_becomes(kubectl, namespace, name, "Progressing", 60)["canaryRevision"]

@@ -17,8 +17,6 @@ import re
 import subprocess
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,6 @@ import pytest
 
 from e2e import test_helm_install
 from e2e.fixtures import given, then, when
-from e2e.fixtures.operator import OperatorProcess
 from e2e.fixtures.world import Kubectl, WorldInfo, eventually, get_json
 from e2e.realnode.node import LABEL, TOLERATION, RealNode
 
@@ -86,19 +83,6 @@ def values_for_the_real_node(node: RealNode) -> dict[str, Any]:
         "prometheus": {"url": node.from_pods(node.world_ports.prometheus)},
         "analysis": {"idleInterval": "20s"},
     }
-
-
-@pytest.fixture
-def release_namespace(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
-    """A namespace for the release; the session's operator stopped meanwhile (it would act too)."""
-    namespace = f"chart-real-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", namespace)
-    operator.stop()
-    try:
-        yield namespace
-    finally:
-        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-        operator.start()
 
 
 def test_the_charts_operator_runs_as_a_container_and_survives_an_upgrade(
