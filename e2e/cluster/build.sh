@@ -80,11 +80,17 @@ build_adapter() {
 
 # Data files the world needs from Go modules: the traffic providers' CRDs (the module proxy
 # serves the YAML) and kwok's stage definitions, copied to a versioned folder beside the bins.
+# Written whole, by rename: parallel e2e workers build (and read) at once, and a reader must
+# never see the file truncated by a writer's `>`.
+write_share_path() {
+  printf '%s\n' "$1" > "$bin/share.path.$$" && mv -f "$bin/share.path.$$" "$bin/share.path"
+}
+
 fetch_share() {
   local dir="$cache/share/gateway-api-$GATEWAY_API_VERSION-istio-$ISTIO_API_VERSION-kwok-$KWOK_VERSION-keda-$KEDA_VERSION"
   if [ -s "$dir/crds/virtualservices.networking.istio.io.yaml" ] && [ -s "$dir/kwok-stages/pod-ready.yaml" ] \
      && [ -s "$dir/crds/keda.sh_scaledobjects.yaml" ]; then
-    log "CRDs and kwok stages cached"; echo "$dir" > "$bin/share.path"; return
+    log "CRDs and kwok stages cached"; write_share_path "$dir"; return
   fi
   mkdir -p "$dir/crds" "$dir/kwok-stages" && cd "$cache/build"
   local gw istio kwok
@@ -107,7 +113,7 @@ PY
      "$kwok"/kustomize/stage/pod/fast/pod-ready.yaml "$kwok"/kustomize/stage/pod/fast/pod-complete.yaml \
      "$kwok"/kustomize/stage/pod/fast/pod-delete.yaml "$dir/kwok-stages/"
   chmod -R u+w "$dir"
-  echo "$dir" > "$bin/share.path"
+  write_share_path "$dir"
   log "CRDs and kwok stages copied to $dir"
 }
 
