@@ -68,7 +68,7 @@ e2e-long: setup system  ## the long e2e cases CI leaves out (30 s and 60 s scrap
 # The scenarios proven on kind so far (e2e/kind/), on a kind cluster built offline, then deleted
 # (E2E_KEEP_WORLD=1 keeps it).
 KIND_E2E ?= e2e/scenarios/test_canary.py e2e/scenarios/test_strategies.py e2e/scenarios/test_gpu.py \
-	e2e/scenarios/test_kind_chart.py
+	e2e/scenarios/test_kind_chart.py e2e/test_readme.py
 e2e-kind: setup system  ## the e2e scenarios proven on kind, on a kind cluster built offline (E2E_CLUSTER=kind)
 	E2E_CLUSTER=kind $(PY) -m e2e.cluster up
 	E2E_CLUSTER=kind $(PY) -m pytest $(KIND_E2E) -q --durations=10 -m "not long"; status=$$?; \

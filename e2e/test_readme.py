@@ -5,7 +5,7 @@ the README's order, one command at a time in one bash process, as a person would
 into one terminal: what one block sets up (`source .e2e/env`, the operator started by
 `make run &`) the next one uses. Each command must exit 0. The shell starts with an empty
 $HOME and an activated, empty virtualenv (for `pip install ./plugin`); the only settings it is
-given are the world's port offset, free ports for the operator's metrics and health
+given are the world's port offset (and E2E_CLUSTER on kind), free ports for the operator's metrics and health
 endpoints, so that it does not collide with other processes on this machine, and `REGISTRY`, the
 address of a registry (distribution's, built from its Go module) that this test runs on loopback.
 
@@ -178,6 +178,8 @@ def shell(world: WorldInfo, tmp_path: Path, registry: str) -> Iterator[Shell]:
         "MODELROLLOUT_METRICS_PORT": str(free_port()), "MODELROLLOUT_HEALTH_PORT": str(free_port()),
         "REGISTRY": registry,
     }
+    if os.environ.get("E2E_CLUSTER"):  # on kind, as a person who exported E2E_CLUSTER=kind for make
+        env["E2E_CLUSTER"] = os.environ["E2E_CLUSTER"]
     started = Shell(env, tmp_path / "shell.log", checkout_view(tmp_path, env))
     yield started
     started.close()

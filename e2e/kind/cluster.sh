@@ -66,8 +66,21 @@ for pool in yaml.safe_load(open(sys.argv[1]))["pools"]:
 PY
 }
 
+# The kind world that .e2e/env describes answers (API server and Prometheus): `up` is then
+# idempotent without building anything, as the local world's is (a shell with another $HOME
+# has no build cache to find).
+already_up() {
+  [ -f "$state/env" ] && grep -qx 'export E2E_CLUSTER=kind' "$state/env" || return 1
+  (. "$state/env" && kubectl get --raw /readyz >/dev/null 2>&1 \
+    && python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/-/ready", timeout=5)' \
+      "$PROMETHEUS_URL" 2>/dev/null)
+}
+
 up() {
   need docker
+  if already_up; then
+    echo "kind cluster $name already up; source $state/env"; return
+  fi
   local kind_bin cluster_bin image
   kind_bin=$(bash "$here/build.sh" | tail -1)
   cluster_bin=$(bash "$repo/e2e/cluster/build.sh" | tail -1)
