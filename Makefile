@@ -76,11 +76,10 @@ e2e-kind: setup system  ## the e2e scenarios proven on kind, on a kind cluster b
 
 # Unit and e2e tests both mostly wait (on scrapes and analysis windows), so `make test` runs the
 # unit tests beside the e2e workers: one process, in a world of its own (E2E_UNIT_WORLD,
-# e2e/cluster/layout.py). Their output follows e2e's. They run niced: they have ample slack, and
-# e2e's latency scenarios measure model servers that a busy CPU slows.
+# e2e/cluster/layout.py). Their output follows e2e's.
 test: lint setup system  ## everything CI runs: lint, then the unit tests beside the e2e tests
 	@mkdir -p $(E2E_DIR)/workers; unit_log=$(E2E_DIR)/workers/unit.log; \
-	E2E_UNIT_WORLD=1 nice -n 10 $(MAKE) --no-print-directory unit UNIT_WORKERS=1 > $$unit_log 2>&1 & unit_pid=$$!; \
+	E2E_UNIT_WORLD=1 $(MAKE) --no-print-directory unit UNIT_WORKERS=1 > $$unit_log 2>&1 & unit_pid=$$!; \
 	$(MAKE) --no-print-directory e2e; e2e_status=$$?; \
 	wait $$unit_pid; unit_status=$$?; \
 	echo "::: make unit, run beside make e2e (exit $$unit_status):"; cat $$unit_log; \
