@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)
 E2E_DIR ?= $(CURDIR)/.e2e
 
-.PHONY: help system system-down images setup lock test-min-deps lint unit e2e e2e-long e2e-kind test cluster-up cluster-down crds argocd-fixtures bench bench-scale run demo clean
+.PHONY: help system system-down images setup lock test-min-deps lint unit e2e e2e-long e2e-kind e2e-kind-smoke test cluster-up cluster-down crds argocd-fixtures bench bench-scale run demo clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -70,14 +70,26 @@ e2e-long: setup system  ## the long e2e cases CI leaves out (30 s and 60 s scrap
 KIND_E2E ?= e2e/scenarios/test_canary.py e2e/scenarios/test_strategies.py e2e/scenarios/test_gpu.py \
 	e2e/scenarios/test_kind_chart.py e2e/test_readme.py
 e2e-kind: setup system  ## the e2e scenarios proven on kind, on a kind cluster built offline (E2E_CLUSTER=kind)
-	E2E_CLUSTER=kind $(PY) -m e2e.cluster up
-	E2E_CLUSTER=kind $(PY) -m pytest $(KIND_E2E) -q --durations=10 -m "not long"; status=$$?; \
-	test -n "$$E2E_KEEP_WORLD" || E2E_CLUSTER=kind $(PY) -m e2e.cluster down; exit $$status
+	@started=$$SECONDS; export E2E_CLUSTER=kind; \
+	if $(PY) -m e2e.cluster up; then \
+	  echo "::: kind cluster up took $$((SECONDS - started)) s"; started=$$SECONDS; \
+	  $(PY) -m pytest $(KIND_E2E) -q --durations=10 -m "not long"; status=$$?; \
+	  echo "::: kind tests took $$((SECONDS - started)) s"; \
+	else status=1; fi; started=$$SECONDS; \
+	test -n "$$E2E_KEEP_WORLD" || { $(PY) -m e2e.cluster down; \
+	  echo "::: kind cluster down took $$((SECONDS - started)) s"; }; exit $$status
+
+# CI's kind stage: the smallest cluster the canary example fits (the control plane and one a100
+# worker), one promotion and one rollback.
+KIND_SMOKE ?= e2e/scenarios/test_canary.py::test_healthy_canary_promotes \
+	e2e/scenarios/test_canary.py::test_faulty_canary_rolls_back_before_half_the_traffic
+e2e-kind-smoke: setup system  ## CI's kind smoke test: a two-node kind cluster, one promotion, one rollback, then deleted
+	KIND_POOLS=a100 KIND_WORKERS_PER_POOL=1 $(MAKE) --no-print-directory e2e-kind KIND_E2E="$(KIND_SMOKE)"
 
 # Unit and e2e tests both mostly wait (on scrapes and analysis windows), so `make test` runs the
 # unit tests beside the e2e workers: one process, in a world of its own (E2E_UNIT_WORLD,
 # e2e/cluster/layout.py). Their output follows e2e's.
-test: lint setup system  ## everything CI runs: lint, then the unit tests beside the e2e tests
+test: lint setup system  ## what CI runs before its kind smoke test: lint, then the unit tests beside the e2e tests
 	@mkdir -p $(E2E_DIR)/workers; unit_log=$(E2E_DIR)/workers/unit.log; \
 	E2E_UNIT_WORLD=1 $(MAKE) --no-print-directory unit UNIT_WORKERS=1 > $$unit_log 2>&1 & unit_pid=$$!; \
 	$(MAKE) --no-print-directory e2e; e2e_status=$$?; \

@@ -12,6 +12,7 @@
 # release that carried it; it hands the pod to the bridge plugin (Debian's, in the node image).
 #
 #   e2e/kind/build.sh            # prints the bin folder on its last line
+#   e2e/kind/build.sh --where    # prints it without building
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cluster/versions.env
@@ -21,6 +22,8 @@ source "$here/../cluster/k8s-build.sh"
 cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
 bin="$cache/bin/kind-$KIND_VERSION-k8s-$K8S_VERSION-coredns-$COREDNS_VERSION-flannel-$FLANNEL_VERSION"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+# --where: the bin folder only, built or not (cluster.sh down finds kind there without building it)
+[ "${1:-}" = "--where" ] && { echo "$bin"; exit 0; }
 mkdir -p "$bin" "$cache/build"
 
 log() { printf '[kind-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -45,14 +48,34 @@ build_kubeadm() {
   log "kubeadm built in $((SECONDS - started)) s"; record "kubeadm-$K8S_VERSION" $((SECONDS - started))
 }
 
-# CoreDNS with its default plugins (kubernetes, forward, cache, ...), as the release builds it.
+# CoreDNS with the plugins kubeadm's Corefile names (cmd/kubeadm/app/phases/addons/dns), as
+# CoreDNS documents custom builds: a main package that imports coremain and those plugins. Its own
+# main links all 60 plugins with their cloud SDKs (route53, azure, clouddns, trace), which cost a
+# cold build minutes and serve nothing here. A Corefile naming another plugin fails to load.
+COREDNS_PLUGINS="errors health ready kubernetes metrics forward cache loop reload loadbalance"
 build_coredns() {
   [ -x "$bin/coredns" ] && { log "coredns $COREDNS_VERSION cached"; return; }
-  local started=$SECONDS
-  log "building coredns $COREDNS_VERSION"
-  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" 2>&1 \
-    | grep -v '^go: downloading' >&2 || true
-  "$bin/coredns" -version >&2
+  local started=$SECONDS w="$cache/build/kind-coredns-$COREDNS_VERSION" p
+  log "building coredns $COREDNS_VERSION (plugins: $COREDNS_PLUGINS)"
+  rm -rf "$w" && mkdir -p "$w" && cd "$w"
+  go mod init e2e.local/coredns >/dev/null 2>&1
+  {
+    echo 'package main'
+    echo 'import ('
+    for p in $COREDNS_PLUGINS; do echo "  _ \"github.com/coredns/coredns/plugin/$p\""; done
+    echo '  "github.com/coredns/coredns/coremain"'
+    echo ')'
+    echo 'func main() { coremain.Run() }'
+  } > main.go
+  go mod edit -require="github.com/coredns/coredns@$COREDNS_VERSION"
+  go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\)' >&2 || true
+  grep -q "github.com/coredns/coredns $COREDNS_VERSION" go.mod || { echo "go mod tidy moved coredns off $COREDNS_VERSION" >&2; exit 1; }
+  go build -trimpath -ldflags "-s -w" -o coredns .
+  ./coredns -version >&2
+  for p in $(echo "$COREDNS_PLUGINS" | sed 's/metrics/prometheus/'); do  # metrics registers "prometheus"
+    ./coredns -plugins | grep -qw "$p" || { echo "coredns: the $p plugin is missing" >&2; exit 1; }
+  done
+  mv coredns "$bin/coredns"
   log "coredns built in $((SECONDS - started)) s"; record "coredns-$COREDNS_VERSION" $((SECONDS - started))
 }
 

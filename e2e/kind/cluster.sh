@@ -23,10 +23,23 @@ verb=${1:-up}
 
 need() { command -v "$1" >/dev/null || { echo "kind provider: $1 is required" >&2; exit 1; }; }
 
-cluster_config() {  # the control plane and each pool's workers (at most KIND_WORKERS_PER_POOL, default 3)
-  python3 - "$repo/e2e/nodepools.yaml" "${KIND_WORKERS_PER_POOL:-3}" "$ETCD_VERSION" <<'PY'
-import sys, yaml
-pools = yaml.safe_load(open(sys.argv[1]))["pools"]
+# KIND_POOLS (comma-separated pool names, default every pool) picks the pools that get workers:
+# CI's smoke test needs only the a100 pool its example asks for.
+selected_pools() {  # e2e/nodepools.yaml's pools, as JSON, those KIND_POOLS names only
+  python3 - "$repo/e2e/nodepools.yaml" "${KIND_POOLS:-}" <<'PY'
+import json, sys, yaml
+pools, wanted = yaml.safe_load(open(sys.argv[1]))["pools"], [p for p in sys.argv[2].split(",") if p]
+unknown = sorted(set(wanted) - {pool["name"] for pool in pools})
+if unknown:
+    sys.exit(f"KIND_POOLS: no pool {', '.join(unknown)} in e2e/nodepools.yaml")
+print(json.dumps([pool for pool in pools if not wanted or pool["name"] in wanted]))
+PY
+}
+
+cluster_config() {  # POOLS_JSON: the control plane and each pool's workers (at most KIND_WORKERS_PER_POOL, default 3)
+  python3 - "$1" "${KIND_WORKERS_PER_POOL:-3}" "$ETCD_VERSION" <<'PY'
+import json, sys, yaml
+pools = json.loads(sys.argv[1])
 per_pool, etcd = int(sys.argv[2]), sys.argv[3]
 nodes = [{"role": "control-plane"}]
 for pool in pools:
@@ -50,10 +63,10 @@ print(yaml.safe_dump(config))
 PY
 }
 
-pools_onto_nodes() {  # taints, product labels and GPU capacity, pool by pool
-  python3 - "$repo/e2e/nodepools.yaml" <<'PY' | bash
-import sys, yaml
-for pool in yaml.safe_load(open(sys.argv[1]))["pools"]:
+pools_onto_nodes() {  # POOLS_JSON: taints, product labels and GPU capacity, pool by pool
+  python3 - "$1" <<'PY' | bash
+import json, sys
+for pool in json.loads(sys.argv[1]):
     sel = f"-l modelrollout.io/pool={pool['name']}"
     for taint in pool.get("taints", []):
         print(f"kubectl taint nodes {sel} {taint} --overwrite")
@@ -81,19 +94,20 @@ up() {
   if already_up; then
     echo "kind cluster $name already up; source $state/env"; return
   fi
-  local kind_bin cluster_bin image
+  local kind_bin cluster_bin image pools
+  pools=$(selected_pools)
   kind_bin=$(bash "$here/build.sh" | tail -1)
   cluster_bin=$(bash "$repo/e2e/cluster/build.sh" | tail -1)
   image=$(bash "$here/node-image.sh" | tail -1)
   export PATH="$kind_bin:$cluster_bin:$PATH"
   mkdir -p "$state"
   if ! kind get clusters 2>/dev/null | grep -qx "$name"; then
-    cluster_config > "$state/kind-config.yaml"
+    cluster_config "$pools" > "$state/kind-config.yaml"
     kind create cluster --name "$name" --image "$image" --config "$state/kind-config.yaml" --wait 300s
   fi
   kind get kubeconfig --name "$name" > "$state/kubeconfig"
   export KUBECONFIG="$state/kubeconfig"
-  pools_onto_nodes
+  pools_onto_nodes "$pools"
   bash "$repo/e2e/images/build.sh" >&2   # modelrollout:dev and modelrollout-modelserver:dev
   kind load docker-image --name "$name" modelrollout:dev modelrollout-modelserver:dev
   kubectl apply --server-side -f "$repo/crds/"
@@ -104,18 +118,18 @@ up() {
   echo "kind cluster $name up ($image); source $state/env"
 }
 
-down() {
+down() {  # builds nothing: without a kind binary there is no cluster of ours to delete
   local kind_bin
-  kind_bin=$(bash "$here/build.sh" | tail -1)
+  kind_bin=$(bash "$here/build.sh" --where)
   (cd "$repo" && "$py" -m e2e.kind.world down)
-  "$kind_bin/kind" delete cluster --name "$name" 2>/dev/null || true
+  if [ -x "$kind_bin/kind" ]; then "$kind_bin/kind" delete cluster --name "$name" 2>/dev/null || true; fi
   rm -f "$state/kubeconfig" "$state/kind-config.yaml"
 }
 
 case "$verb" in
   up) up ;;
   down) down ;;
-  status) "$(bash "$here/build.sh" | tail -1)/kind" get clusters 2>/dev/null | grep -qx "$name" && echo healthy \
+  status) "$(bash "$here/build.sh" --where)/kind" get clusters 2>/dev/null | grep -qx "$name" && echo healthy \
     || { echo "not running"; exit 1; } ;;
   build) echo "the kind provider builds images during up" ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
