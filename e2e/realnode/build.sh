@@ -17,6 +17,10 @@ cache=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}
 bin="$cache/bin/realnode-k8s-$K8S_VERSION-containerd-$CONTAINERD_VERSION"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 mkdir -p "$bin" "$cache/build"
+# One build at a time (the real node's tests and the kind provider both ask, perhaps at once): a
+# second caller waits, then finds everything built.
+exec 8>"$cache/realnode-build.lock"
+flock 8
 
 log() { printf '[realnode-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 record() { printf '%s %s %s\n' "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$cache/build-times.log"; }
