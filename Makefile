@@ -80,29 +80,25 @@ e2e-kind: setup system  ## the e2e scenarios proven on kind, on a kind cluster b
 	  echo "::: kind cluster down took $$((SECONDS - started)) s"; }; exit $$status
 
 # The kind smoke test: the smallest cluster the canary example fits (the control plane and one
-# a100 worker), one promotion and one rollback, in a folder of its own so that it can run beside
-# the local worlds (`make test` does).
+# a100 worker), one promotion and one rollback, in a folder of its own (.e2e/kind) beside the
+# local worlds'. Not in `make test` yet: after it, it takes CI past 50 minutes warm (about 5.6
+# more), and beside the e2e tests it made their latency regression go unseen.
 KIND_SMOKE ?= e2e/scenarios/test_canary.py::test_healthy_canary_promotes \
 	e2e/scenarios/test_canary.py::test_faulty_canary_rolls_back_before_half_the_traffic
 e2e-kind-smoke: setup system  ## a two-node kind cluster built offline, one promotion, one rollback, then deleted
 	E2E_DIR=$(E2E_DIR)/kind KIND_POOLS=a100 KIND_WORKERS_PER_POOL=1 \
 		$(MAKE) --no-print-directory e2e-kind KIND_E2E="$(KIND_SMOKE)"
 
-# Unit and e2e tests both mostly wait (on scrapes and analysis windows; the machine is 55-75 %
-# idle under them), so `make test` runs the unit tests beside the e2e workers (one process, in a
-# world of its own: E2E_UNIT_WORLD, e2e/cluster/layout.py) and, once they end, the kind smoke
-# test. Their output follows e2e's.
-test: lint setup system  ## everything CI runs: lint, then the e2e tests with the unit tests and then the kind smoke test beside them
-	@mkdir -p $(E2E_DIR)/workers; unit_log=$(E2E_DIR)/workers/unit.log; kind_log=$(E2E_DIR)/workers/kind-smoke.log; \
-	rm -f $$unit_log.status $$kind_log.status; \
-	{ E2E_UNIT_WORLD=1 $(MAKE) --no-print-directory unit UNIT_WORKERS=1 > $$unit_log 2>&1; echo $$? > $$unit_log.status; \
-	  $(MAKE) --no-print-directory e2e-kind-smoke > $$kind_log 2>&1; echo $$? > $$kind_log.status; } & beside=$$!; \
+# Unit and e2e tests both mostly wait (on scrapes and analysis windows), so `make test` runs the
+# unit tests beside the e2e workers: one process, in a world of its own (E2E_UNIT_WORLD,
+# e2e/cluster/layout.py). Their output follows e2e's.
+test: lint setup system  ## everything CI runs: lint, then the unit tests beside the e2e tests
+	@mkdir -p $(E2E_DIR)/workers; unit_log=$(E2E_DIR)/workers/unit.log; \
+	E2E_UNIT_WORLD=1 $(MAKE) --no-print-directory unit UNIT_WORKERS=1 > $$unit_log 2>&1 & unit_pid=$$!; \
 	$(MAKE) --no-print-directory e2e; e2e_status=$$?; \
-	wait $$beside; unit_status=$$(cat $$unit_log.status 2>/dev/null || echo 1); \
-	kind_status=$$(cat $$kind_log.status 2>/dev/null || echo 1); \
+	wait $$unit_pid; unit_status=$$?; \
 	echo "::: make unit, run beside make e2e (exit $$unit_status):"; cat $$unit_log; \
-	echo "::: make e2e-kind-smoke, run beside make e2e after the unit tests (exit $$kind_status):"; cat $$kind_log; \
-	exit $$(( e2e_status || unit_status || kind_status ))
+	exit $$(( e2e_status || unit_status ))
 
 cluster-up: setup system  ## start the e2e world (idempotent); writes .e2e/env
 	$(PY) -m e2e.cluster up
