@@ -57,9 +57,11 @@ UNIT_WORKERS ?= 2
 unit: setup  ## unit and integration tests of the pure core and adapters (two workers: the integration tests mostly wait on scrapes)
 	$(PY) -m pytest tests -q --durations=15 $(if $(filter-out 0 1,$(UNIT_WORKERS)),-n $(UNIT_WORKERS) --dist worksteal)
 
-E2E_WORKERS ?= 2
+# Three worlds: under two the machine was 55-70 % idle (vmstat every 30 s), the tests waiting on
+# scrapes and analysis windows.
+E2E_WORKERS ?= 3
 # loadgroup: the real node's tests share one worker (one host has room for one kube-proxy; e2e/fixtures/scheduling.py).
-e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 2) worlds in parallel, or 1: the default world (started if not running)
+e2e: setup system  ## end-to-end tests; E2E_WORKERS (default 3) worlds in parallel, or 1: the default world (started if not running)
 	$(PY) -m pytest e2e -q --durations=30 -m "not long" $(if $(filter-out 0 1,$(E2E_WORKERS)),-n $(E2E_WORKERS) --dist loadgroup)
 
 e2e-long: setup system  ## the long e2e cases CI leaves out (30 s and 60 s scrapes, examples rolled out elsewhere too: about 22 minutes)
@@ -81,8 +83,8 @@ e2e-kind: setup system  ## the e2e scenarios proven on kind, on a kind cluster b
 
 # The kind smoke test: the smallest cluster the canary example fits (the control plane and one
 # a100 worker), one promotion and one rollback, in a folder of its own (.e2e/kind) beside the
-# local worlds'. Not in `make test` yet: after it, it takes CI past 50 minutes warm (about 5.6
-# more), and beside the e2e tests it made their latency regression go unseen.
+# local worlds'. `make test` runs it after the e2e tests, never beside them: a kind cluster
+# starting on two cores starved their model servers, and a latency regression went unseen.
 KIND_SMOKE ?= e2e/scenarios/test_canary.py::test_healthy_canary_promotes \
 	e2e/scenarios/test_canary.py::test_faulty_canary_rolls_back_before_half_the_traffic
 e2e-kind-smoke: setup system  ## a two-node kind cluster built offline, one promotion, one rollback, then deleted
@@ -91,14 +93,17 @@ e2e-kind-smoke: setup system  ## a two-node kind cluster built offline, one prom
 
 # Unit and e2e tests both mostly wait (on scrapes and analysis windows), so `make test` runs the
 # unit tests beside the e2e workers: one process, in a world of its own (E2E_UNIT_WORLD,
-# e2e/cluster/layout.py). Their output follows e2e's.
-test: lint setup system  ## everything CI runs: lint, then the unit tests beside the e2e tests
+# e2e/cluster/layout.py). Their output follows e2e's. Then the kind smoke test, alone.
+test: lint setup system  ## everything CI runs: lint, the unit tests beside the e2e tests, then the kind smoke test
 	@mkdir -p $(E2E_DIR)/workers; unit_log=$(E2E_DIR)/workers/unit.log; \
 	E2E_UNIT_WORLD=1 $(MAKE) --no-print-directory unit UNIT_WORKERS=1 > $$unit_log 2>&1 & unit_pid=$$!; \
 	$(MAKE) --no-print-directory e2e; e2e_status=$$?; \
 	wait $$unit_pid; unit_status=$$?; \
 	echo "::: make unit, run beside make e2e (exit $$unit_status):"; cat $$unit_log; \
-	exit $$(( e2e_status || unit_status ))
+	echo "::: make e2e-kind-smoke"; started=$$SECONDS; \
+	$(MAKE) --no-print-directory e2e-kind-smoke; kind_status=$$?; \
+	echo "::: make e2e-kind-smoke took $$((SECONDS - started)) s (exit $$kind_status)"; \
+	exit $$(( e2e_status || unit_status || kind_status ))
 
 cluster-up: setup system  ## start the e2e world (idempotent); writes .e2e/env
 	$(PY) -m e2e.cluster up

@@ -145,10 +145,12 @@ class KindWorld:
         # The pods reach the API server by the control plane's address on kind's network.
         internal = yaml.safe_load(run(str(self.kind), "get", "kubeconfig", "--internal", "--name", self.name))
         internal["clusters"][0]["cluster"]["server"] = f"https://{self.control_plane_address()}:6443"
+        existed = bool(self.kubectl("-n", NAMESPACE, "get", "deployment", "--ignore-not-found", "-o", "name",
+                                    "--field-selector=metadata.name=loadgen").strip())
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
                      input=yaml.safe_dump_all(loadgen_objects(yaml.safe_dump(internal))))
-        # A new image under the same tag: start its pod again.
-        self.kubectl("-n", NAMESPACE, "rollout", "restart", "deployment/loadgen")
+        if existed:  # a new image under the same tag: start its pod again (a new cluster's is new)
+            self.kubectl("-n", NAMESPACE, "rollout", "restart", "deployment/loadgen")
         self.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/loadgen", "--timeout=180s")
         log("load generator running in the cluster")
 
