@@ -47,6 +47,10 @@ def looks(*steps: tuple[int, str]) -> list[dict[str, Any]]:
 
 
 TWO_LOOKS = looks((10, "60s"), (50, "30s"))
+EQUAL_LOAD_LOOKS = looks((20, "60s"), (50, "30s"))
+"""At 20 % the canary's one pod carries what each of the stable's four does. At 10 % each stable
+pod carried 2.25 times the canary's load, and on a host starved of CPU (a kind cluster starting
+beside the tests, trial ci2) the stable's p99 rose to 1.97 s: a canary 50 % slower looked faster."""
 
 
 @pytest.fixture
@@ -104,7 +108,7 @@ def test_bursty_errors_at_equal_rates_promote(kubectl: Kubectl, namespace: str, 
 def test_regression_rolls_back(kubectl: Kubectl, namespace: str, operator: OperatorProcess,
                                stable_env: dict[str, str], canary_env: dict[str, str], metric: str) -> None:
     name = given.model_deployment(kubectl, namespace, given.example("canary-gateway-api"), rps=200,
-                                  change=judged(TWO_LOOKS, **stable_env))
+                                  change=judged(EQUAL_LOAD_LOOKS, **stable_env))
     then.phase_becomes(kubectl, namespace, name, "Succeeded", 90)
     when.new_version(kubectl, namespace, name, "1.1.0", **canary_env)
     done = then.phase_becomes(kubectl, namespace, name, "RolledBack", 300)

@@ -63,15 +63,25 @@ def long_shadow(body: dict[str, Any]) -> None:
     body["spec"]["strategy"]["shadow"]["duration"] = "70s"
 
 
+def judged_only(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """No smoke test, so that a faulty version is rolled back by its analysis, a few scrapes in.
+    Its one request to a version failing 30 % of answers rolled the version back at the first
+    leader's successor, before the second kill (ci3: the takeover took 12.5 s on a busy host)."""
+    def without_smoke_test(body: dict[str, Any]) -> None:
+        change(body)
+        body["spec"].pop("smokeTest", None)
+    return without_smoke_test
+
+
 FAULT = {"FAULT_ERROR_RATE": "0.3"}
 CASES: list[tuple[str, Callable[[dict[str, Any]], None], dict[str, str], str, int]] = [
     # example, change, env of the new version, expected outcome, leader kills: 20 in all
     ("canary-gateway-api", long_canary, {}, "Promoted", 6),
-    ("canary-gateway-api", canary, FAULT, "RolledBack", 2),
+    ("canary-gateway-api", judged_only(canary), FAULT, "RolledBack", 2),
     ("blue-green", long_blue_green, {}, "Promoted", 4),
-    ("blue-green", blue_green, FAULT, "RolledBack", 2),
+    ("blue-green", judged_only(blue_green), FAULT, "RolledBack", 2),
     ("shadow", long_shadow, {}, "Promoted", 4),
-    ("shadow", shadow, FAULT, "RolledBack", 2),
+    ("shadow", judged_only(shadow), FAULT, "RolledBack", 2),
 ]
 
 
