@@ -145,8 +145,7 @@ class KindWorld:
         # The pods reach the API server by the control plane's address on kind's network.
         internal = yaml.safe_load(run(str(self.kind), "get", "kubeconfig", "--internal", "--name", self.name))
         internal["clusters"][0]["cluster"]["server"] = f"https://{self.control_plane_address()}:6443"
-        existed = bool(self.kubectl("-n", NAMESPACE, "get", "deployment", "--ignore-not-found", "-o", "name",
-                                    "--field-selector=metadata.name=loadgen").strip())
+        existed = bool(self.kubectl("-n", NAMESPACE, "get", "deployment/loadgen", "--ignore-not-found", "-o", "name"))
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
                      input=yaml.safe_dump_all(loadgen_objects(yaml.safe_dump(internal))))
         if existed:  # a new image under the same tag: start its pod again (a new cluster's is new)
